@@ -1,0 +1,3 @@
+"""Shared pytest configuration. Test doubles register their fixtures here as plugins."""
+
+pytest_plugins: list[str] = []
