@@ -1,0 +1,108 @@
+"""Engine and session factory.
+
+SQLite needs care (design §2): Python's sqlite3 driver starts transactions lazily with a plain
+`BEGIN`, so two read-then-write transactions can both read the old value and one update is
+lost or fails late with "database is locked". We take transaction control from the driver
+(`isolation_level = None`) and start write transactions with `BEGIN IMMEDIATE`, which takes
+the write lock up front; other writers wait (`busy_timeout`) instead of racing. Within this
+process an asyncio lock also queues writers, so they wait on the event loop rather than in
+SQLite's sleeping busy handler. Reads use a deferred `BEGIN` and run in parallel (WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+_READ_ONLY = "dreamwalkers_read_only"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a file-based SQLite database, so a fresh checkout just works."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _install_sqlite_rules(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the driver; the "begin" hook below issues it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(_READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine with the SQLite rules installed when the URL is SQLite."""
+    ensure_sqlite_folder(url)
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite(url):
+        _install_sqlite_rules(engine)
+    return engine
+
+
+class Database:
+    """Owns the engine and hands out one short session per unit of work.
+
+    `write()` yields a session inside a write transaction that commits on success;
+    `read()` yields a session in a read-only (deferred) transaction. Never hold either
+    across an LLM call.
+    """
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = create_engine(url, **engine_kwargs)
+        self._sqlite = is_sqlite(url)
+        self._write_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        read_engine = self.engine.execution_options(**{_READ_ONLY: True})
+        self._read_sessions = async_sessionmaker(read_engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        lock = self._write_lock if self._sqlite else contextlib.nullcontext()
+        async with lock, self._write_sessions() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._read_sessions() as session, session.begin():
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()
