@@ -1,0 +1,162 @@
+"""Command line: `python -m bot {run,migrate,validate}` (also installed as `dreamwalkers`).
+
+User mistakes (bad settings, broken story files, an unusable database URL) end with a clear
+message and a non-zero exit code, never a traceback:
+0 success, 1 the work failed (e.g. story files have errors), 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from engine.db.database import create_engine
+from engine.db.migrate import upgrade_to_head
+from engine.settings import Settings, SettingsError, load_settings
+from engine.stories import StoryError, find_story_files, load_catalog, load_story
+
+log = logging.getLogger("dreamwalkers")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+class CommandFailed(Exception):
+    """Ends the command with a message and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def _migrate(settings: Settings) -> None:
+    try:
+        engine = create_engine(settings.database_url)
+    except ArgumentError as error:
+        raise CommandFailed(f"DATABASE_URL: not a usable database URL ({error})", EXIT_CONFIG)
+    except OSError as error:
+        raise CommandFailed(f"DATABASE_URL: cannot create the database folder ({error})")
+    try:
+        await upgrade_to_head(engine)
+    except OperationalError as error:
+        raise CommandFailed(f"DATABASE_URL: cannot open the database ({error.orig})") from None
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    _configure_logging(settings.log_level)
+    asyncio.run(_migrate(settings))
+    print(f"Database is up to date: {_shown_url(settings.database_url)}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    settings.require_discord_token()
+    _configure_logging(settings.log_level)
+    asyncio.run(_migrate(settings))
+    catalog = load_catalog(settings.stories_dir)
+    for problem in catalog.problems:
+        log.warning("story not loaded: %s", problem)
+    log.info("%d stories ready in %s", len(catalog.stories), settings.stories_dir)
+    print(
+        "Configuration is valid and the database is migrated, but the Discord layer is not "
+        "built yet: there is no bot to start in this version."
+    )
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    paths: list[Path] = args.paths or [load_settings().stories_dir]
+    files, problems = find_story_files(paths)
+    summaries: list[str] = []
+    for file in files:
+        try:
+            summaries.append(load_story(file).summary())
+        except StoryError as error:
+            problems.extend(error.problems)
+    for line in summaries:
+        print(line)
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        count = len(problems)
+        print(f"{count} problem{'s' if count != 1 else ''} found.", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _shown_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dreamwalkers",
+        description="Dreamwalkers: a Discord bot for group roleplay with an LLM narrator.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="start the Discord bot",
+        description="Check the configuration, migrate the database, load the stories and start "
+        "the Discord bot. Needs DISCORD_TOKEN.",
+    )
+    run.set_defaults(handler=cmd_run)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description="Create the database if needed and upgrade it to the newest schema "
+        "(DATABASE_URL).",
+    )
+    migrate.set_defaults(handler=cmd_migrate)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check story files",
+        description="Check story files or folders of them; prints one summary line per story, "
+        "or every problem with its file, entry and field (exit code 1).",
+    )
+    validate.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="story files or folders (default: "
+        "STORIES_DIR)"
+    )
+    validate.set_defaults(handler=cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except SettingsError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except CommandFailed as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
