@@ -47,9 +47,11 @@ async def _migrate(settings: Settings) -> None:
     try:
         engine = create_engine(settings.database_url)
     except ArgumentError as error:
-        raise CommandFailed(f"DATABASE_URL: not a usable database URL ({error})", EXIT_CONFIG)
+        raise CommandFailed(
+            f"DATABASE_URL: not a usable database URL ({error})", EXIT_CONFIG
+        ) from None
     except OSError as error:
-        raise CommandFailed(f"DATABASE_URL: cannot create the database folder ({error})")
+        raise CommandFailed(f"DATABASE_URL: cannot create the database folder ({error})") from None
     try:
         await upgrade_to_head(engine)
     except OperationalError as error:
@@ -136,8 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
         "or every problem with its file, entry and field (exit code 1).",
     )
     validate.add_argument(
-        "paths", nargs="*", type=Path, metavar="PATH", help="story files or folders (default: "
-        "STORIES_DIR)"
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="story files or folders (default: STORIES_DIR)",
     )
     validate.set_defaults(handler=cmd_validate)
     return parser

@@ -101,5 +101,6 @@ def test_migrations_match_models_and_downgrade_cleanly(tmp_path: Path) -> None:
         pytest.fail(f"models and migrations differ; add a migration:\n{error}")
     command.downgrade(config, "base")
     with sqlite3.connect(tmp_path / "fresh" / "m.db") as connection:
-        tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
+        rows = connection.execute("select name from sqlite_master where type = 'table'")
+        tables = {row[0] for row in rows}
     assert tables <= {"alembic_version"}

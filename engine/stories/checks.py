@@ -152,12 +152,15 @@ def _check_arc(where: str, arc: Arc, story: StoryFile, flags: set[str]) -> list[
         for entry, message in _duplicates("episodes", (e.key for e in arc.episodes))
     ]
     for index, episode in enumerate(arc.episodes):
-        problems += _check_episode(f"{where}: {_label('episodes', index, episode.key)}", episode,
-                                   story, flags)
+        problems += _check_episode(
+            f"{where}: {_label('episodes', index, episode.key)}", episode, story, flags
+        )
     return problems
 
 
-def _check_episode(where: str, episode: Episode, story: StoryFile, flags: set[str]) -> list[Problem]:
+def _check_episode(
+    where: str, episode: Episode, story: StoryFile, flags: set[str]
+) -> list[Problem]:
     problems: list[Problem] = []
     for field in ("starts_when", "completes_when"):
         problems += _check_condition(where, field, getattr(episode, field), story, flags)
@@ -170,7 +173,9 @@ def _check_lore(story: StoryFile) -> list[Problem]:
     for index, entry in enumerate(story.lore):
         where = _label("lore", index, entry.key)
         if entry.location is not None and entry.location not in locations:
-            problems.append((where, f'location: "{entry.location}" is not a location of this story'))
+            problems.append(
+                (where, f'location: "{entry.location}" is not a location of this story')
+            )
     return problems
 
 

@@ -107,7 +107,9 @@ def parse_story(data: bytes, path: str) -> LoadedStory:
     try:
         raw = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:
-        raise StoryError(path, [f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"])
+        raise StoryError(
+            path, [f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"]
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise StoryError(path, [f"{path}: TOML syntax error: {error}"]) from None
     try:
