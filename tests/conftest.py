@@ -1,3 +1,3 @@
 """Shared pytest configuration. Test doubles register their fixtures here as plugins."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.discord_double.pytest_plugin"]
