@@ -45,6 +45,9 @@ class MiniBot(discord.Client):
                 return
             await interaction.response.send_message("Purged.")
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """discord.py waits 5 s before re-identifying; a test bot need not."""
+
     async def on_message(self, message: discord.Message) -> None:
         self.seen.append(message)
         self._got_message.set()
@@ -109,3 +112,210 @@ async def test_user_message_reaches_bot_and_bot_replies(
         await received.channel.send("The door creaks.")
         shown = await discord_double.wait_for_message(lambda m: m.content == "The door creaks.")
         assert shown.author_name == "Dreamwalkers"
+
+
+async def test_slash_command_answered(discord_double: DiscordDouble, scene: Scene) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        guild = discord.Object(scene.guild.id)
+        bot.tree.copy_global_to(guild=guild)
+        await bot.tree.sync(guild=guild)  # a guild command, as during development
+        inv = await discord_double.run_slash_command(
+            scene.alice, scene.channel, "hello", {"name": "Ilse"}
+        )
+        assert await inv.wait_response() == 4
+        shown = await discord_double.wait_for_message(
+            lambda m: m.content == "Hello, Ilse!", channel=scene.channel
+        )
+        assert shown.author_name == "Dreamwalkers"
+        assert not shown.ephemeral
+
+
+async def test_slash_command_deferred_then_followup(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        await bot.tree.sync()
+        inv = await discord_double.run_slash_command(
+            scene.alice, scene.channel, "ponder", {"question": "why?"}
+        )
+        assert await inv.wait_response() == 5
+        shown = await discord_double.wait_for_message(
+            lambda m: m.content == "After thought: why?", channel=scene.channel
+        )
+        assert not shown.loading
+        # the followup replaced the "thinking…" message rather than adding a second one
+        assert [m.content for m in discord_double.read_channel(scene.channel)] == [
+            "After thought: why?"
+        ]
+
+
+async def test_command_denied_when_member_lacks_permission(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        await bot.tree.sync()
+        denied = await discord_double.run_slash_command(scene.alice, scene.channel, "purge")
+        allowed = await discord_double.run_slash_command(scene.mod, scene.channel, "purge")
+        assert await denied.wait_response() == 4 and await allowed.wait_response() == 4
+        await discord_double.wait_for_message(lambda m: m.content == "Purged.")
+        seen_by_alice = [
+            m.content for m in discord_double.read_channel(scene.channel, as_user=scene.alice)
+        ]
+        seen_by_mod = [
+            m.content for m in discord_double.read_channel(scene.channel, as_user=scene.mod)
+        ]
+        assert seen_by_alice == ["You may not.", "Purged."]  # the refusal is ephemeral
+        assert seen_by_mod == ["Purged."]
+
+
+async def test_webhook_post_with_persona_then_edit(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        channel = bot.get_channel(scene.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        hook = await channel.create_webhook(name="Dreamwalkers narrator")
+        assert [h.id for h in await channel.webhooks()] == [hook.id]
+        sent = await hook.send(
+            "The lamps gutter.",
+            username="Ilse Marrowgate",
+            avatar_url="https://example.invalid/ilse.png",
+            allowed_mentions=discord.AllowedMentions.none(),
+            wait=True,
+        )
+        await sent.edit(content="The lamps gutter and die.")
+        [shown] = discord_double.read_channel(scene.channel, as_user=scene.alice)
+        assert shown.author_name == "Ilse Marrowgate"
+        assert shown.avatar_url == "https://example.invalid/ilse.png"
+        assert shown.content == "The lamps gutter and die."
+        assert shown.edited and shown.webhook_id == hook.id
+        bot_view = await bot.next_message(lambda m: m.webhook_id == hook.id)
+        assert bot_view.author.name == "Ilse Marrowgate"
+
+
+async def test_webhook_create_needs_manage_webhooks(discord_double: DiscordDouble) -> None:
+    guild = discord_double.create_guild("Strict", bot_permissions=Perm.EVERYONE_DEFAULT)
+    story = discord_double.create_channel(guild, "story")
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        channel = bot.get_channel(story.id)
+        assert isinstance(channel, discord.TextChannel)
+        with pytest.raises(discord.Forbidden) as caught:
+            await channel.create_webhook(name="Narrator")
+        assert caught.value.code == 50013
+
+
+async def test_rate_limited_webhook_execute_is_retried_and_delivered_once(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        channel = bot.get_channel(scene.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        hook = await channel.create_webhook(name="Narrator")
+        discord_double.rate_limit("POST", rf"^/webhooks/{hook.id}/", retry_after=0.05)
+        await asyncio.wait_for(hook.send("Once.", username="Narrator", wait=True), TIMEOUT)
+        assert [m.content for m in discord_double.read_channel(scene.channel)] == ["Once."]
+        statuses = [r.status for r in discord_double.requests_to("POST", rf"^/webhooks/{hook.id}/")]
+        assert statuses == [429, 200]
+
+
+async def test_deleted_webhook_is_unknown(discord_double: DiscordDouble, scene: Scene) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        channel = bot.get_channel(scene.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        hook = await channel.create_webhook(name="Narrator")
+        await hook.delete()
+        with pytest.raises(discord.NotFound) as caught:
+            await hook.send("Anyone there?", wait=True)
+        assert caught.value.code == 10015
+
+
+async def test_dropped_gateway_resumes_and_replays_missed_message(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        await discord_double.drop_gateway(hold=True)
+        await discord_double.user_sends(scene.alice, scene.channel, "Said while you were away.")
+        assert not bot.seen
+        discord_double.release_gateway()
+        await asyncio.wait_for(bot.resumed.wait(), TIMEOUT)
+        missed = await bot.next_message()
+        assert missed.content == "Said while you were away."
+        assert len(discord_double.gateway.identifies) == 1  # resumed, not re-identified
+        assert discord_double.gateway.resume_requests
+
+
+async def test_server_reconnect_request_resumes(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        discord_double.gateway.send_reconnect()
+        await asyncio.wait_for(bot.resumed.wait(), TIMEOUT)
+        await discord_double.user_sends(scene.alice, scene.channel, "still here?")
+        assert (await bot.next_message()).content == "still here?"
+
+
+async def test_invalid_session_makes_bot_identify_again(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        discord_double.gateway.invalidate_session(resumable=False)
+        async with asyncio.timeout(TIMEOUT):
+            while len(discord_double.gateway.identifies) < 2:
+                await asyncio.sleep(0.02)
+        await discord_double.gateway.wait_connected(TIMEOUT)
+        await discord_double.user_sends(scene.alice, scene.channel, "new session")
+        assert (await bot.next_message()).content == "new session"
+
+
+async def test_content_blanked_without_message_content_intent(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot(message_content=False)
+    async with discord_double.running(bot):
+        assert bot.user is not None
+        await discord_double.user_sends(scene.alice, scene.channel, "a secret plan")
+        await discord_double.user_sends(scene.alice, scene.channel, f"<@{bot.user.id}> hi")
+        plain = await bot.next_message(lambda m: "hi" not in m.content)
+        mention = await bot.next_message(lambda m: m.content.endswith("hi"))
+        assert plain.content == ""
+        assert mention.content == f"<@{bot.user.id}> hi"
+
+
+async def test_overlong_content_is_a_400(discord_double: DiscordDouble, scene: Scene) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        channel = bot.get_channel(scene.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        with pytest.raises(discord.HTTPException) as caught:
+            await channel.send("x" * 2001)
+        assert caught.value.status == 400 and caught.value.code == 50035
+        assert "content" in str(caught.value)
+        too_big = discord.Embed(description="y" * 4097)
+        with pytest.raises(discord.HTTPException):
+            await channel.send(embed=too_big)
+        assert discord_double.read_channel(scene.channel) == []
+
+
+async def test_allowed_mentions_recorded_and_honoured(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        channel = bot.get_channel(scene.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        text = f"<@{scene.alice.id}> look out!"
+        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        await channel.send(text)
+        quiet, loud = discord_double.read_channel(scene.channel)
+        assert quiet.message.allowed_mentions == {"parse": []}
+        assert quiet.pinged_user_ids == [] and loud.pinged_user_ids == [scene.alice.id]
