@@ -24,6 +24,7 @@ class MiniBot(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self.seen: list[discord.Message] = []
         self.resumed = asyncio.Event()
+        self.readied = asyncio.Event()
         self._got_message = asyncio.Event()
         self._register()
 
@@ -51,6 +52,9 @@ class MiniBot(discord.Client):
     async def on_message(self, message: discord.Message) -> None:
         self.seen.append(message)
         self._got_message.set()
+
+    async def on_ready(self) -> None:
+        self.readied.set()
 
     async def on_resumed(self) -> None:
         self.resumed.set()
@@ -268,11 +272,10 @@ async def test_invalid_session_makes_bot_identify_again(
 ) -> None:
     bot = MiniBot()
     async with discord_double.running(bot):
+        bot.readied.clear()
         discord_double.gateway.invalidate_session(resumable=False)
-        async with asyncio.timeout(TIMEOUT):
-            while len(discord_double.gateway.identifies) < 2:
-                await asyncio.sleep(0.02)
-        await discord_double.gateway.wait_connected(TIMEOUT)
+        await asyncio.wait_for(bot.readied.wait(), TIMEOUT)
+        assert len(discord_double.gateway.identifies) == 2
         await discord_double.user_sends(scene.alice, scene.channel, "new session")
         assert (await bot.next_message()).content == "new session"
 

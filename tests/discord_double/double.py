@@ -90,7 +90,7 @@ class DiscordDouble(ActorsMixin, InteractionsMixin):
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
 
     @contextlib.asynccontextmanager
-    async def running(self, client: discord.Client, timeout: float = 10.0) -> AsyncIterator[None]:
+    async def running(self, client: discord.Client, timeout: float = 10.0) -> AsyncIterator[None]:  # noqa: ASYNC109
         """Start ``client`` with the double's token, wait until ready, close it on exit."""
         task = asyncio.create_task(client.start(self.token))
         ready = asyncio.create_task(client.wait_until_ready())
@@ -171,7 +171,7 @@ class DiscordDouble(ActorsMixin, InteractionsMixin):
     async def wait_for_message(
         self,
         predicate: Callable[[SeenMessage], bool] = lambda _: True,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109
         *,
         channel: Any = None,
         after: int = 0,

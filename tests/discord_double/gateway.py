@@ -114,7 +114,7 @@ class Gateway:
         if not resumable:
             self.sessions.clear()
 
-    async def wait_connected(self, timeout: float = 10.0) -> Session:
+    async def wait_connected(self, timeout: float = 10.0) -> Session:  # noqa: ASYNC109
         """Wait until some session has a live, identified or resumed connection."""
 
         def current() -> Session | None:

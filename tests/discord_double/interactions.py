@@ -43,7 +43,7 @@ class Invocation:
     modal: dict[str, Any] | None = None
     message: Message | None = None  # the message a component belongs to
 
-    async def wait_response(self, timeout: float = 5.0) -> int:
+    async def wait_response(self, timeout: float = 5.0) -> int:  # noqa: ASYNC109
         """Wait for the bot's callback; returns its type (4 message, 5 deferred, …)."""
         await asyncio.wait_for(self.acknowledged.wait(), timeout)
         assert self.response_type is not None
@@ -74,7 +74,7 @@ class InteractionsMixin:
         subcommand: str | None = None,
         bypass_default_permissions: bool = False,
         wait: bool = True,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> Invocation:
         """``user`` runs ``/name [subcommand] options`` in ``channel``.
 
@@ -102,7 +102,7 @@ class InteractionsMixin:
         focused: str,
         *,
         subcommand: str | None = None,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> list[dict[str, Any]]:
         """The choices the bot offers while ``user`` types option ``focused``."""
         data = self._command_data(user, channel, name, options, subcommand, focused)
@@ -119,7 +119,7 @@ class InteractionsMixin:
         *,
         component_type: int = 2,
         values: list[str] | None = None,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> Invocation:
         """``user`` clicks a button (or picks ``values`` in a select) on ``message``."""
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
@@ -137,7 +137,7 @@ class InteractionsMixin:
         custom_id: str,
         values: dict[str, str],
         *,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> Invocation:
         """``user`` submits the modal ``custom_id`` with text inputs ``{custom_id: value}``."""
         rows = [
