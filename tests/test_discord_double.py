@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import aiohttp
 import discord
 import pytest
 from discord import app_commands
@@ -46,6 +47,32 @@ class MiniBot(discord.Client):
                 return
             await interaction.response.send_message("Purged.")
 
+        gm = app_commands.Group(name="gm", description="Moderator tools")
+
+        @gm.command(name="flag", description="Set a story flag")
+        async def flag(interaction: discord.Interaction, name: str, value: int) -> None:
+            await interaction.response.send_message(f"{name} = {value}")
+
+        @flag.autocomplete("name")
+        async def flag_names(
+            interaction: discord.Interaction, current: str
+        ) -> list[app_commands.Choice[str]]:
+            names = ["door_open", "lamp_lit", "map_found"]
+            return [app_commands.Choice(name=n, value=n) for n in names if current in n]
+
+        self.tree.add_command(gm)
+
+        @self.tree.command(description="Count, editing the original response")
+        async def count(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("1")
+            await interaction.edit_original_response(content="2")
+            original = await interaction.original_response()
+            await interaction.followup.send(f"original now says {original.content}")
+
+        @self.tree.command(description="Offer a choice")
+        async def ask(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("Open the door?", view=DoorView())
+
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """discord.py waits 5 s before re-identifying; a test bot need not."""
 
@@ -67,6 +94,27 @@ class MiniBot(discord.Client):
                         return m
                 self._got_message.clear()
                 await self._got_message.wait()
+
+
+class NameModal(discord.ui.Modal, title="Name your character"):
+    name: discord.ui.TextInput[NameModal] = discord.ui.TextInput(label="Name", custom_id="name")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"Welcome, {self.name.value}.")
+
+
+class DoorView(discord.ui.View):
+    @discord.ui.button(label="Open", custom_id="door:open")
+    async def open(
+        self, interaction: discord.Interaction, button: discord.ui.Button[DoorView]
+    ) -> None:
+        await interaction.response.edit_message(content="The door is open.", view=None)
+
+    @discord.ui.button(label="Sign", custom_id="door:sign")
+    async def sign(
+        self, interaction: discord.Interaction, button: discord.ui.Button[DoorView]
+    ) -> None:
+        await interaction.response.send_modal(NameModal(custom_id="name_modal"))
 
 
 @dataclass
@@ -322,3 +370,115 @@ async def test_allowed_mentions_recorded_and_honoured(
         quiet, loud = discord_double.read_channel(scene.channel)
         assert quiet.message.allowed_mentions == {"parse": []}
         assert quiet.pinged_user_ids == [] and loud.pinged_user_ids == [scene.alice.id]
+
+
+async def test_subcommand_autocomplete_and_original_response(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        await bot.tree.sync()
+        choices = await discord_double.autocomplete(
+            scene.mod, scene.channel, "gm", {"name": "o"}, focused="name", subcommand="flag"
+        )
+        assert [c["value"] for c in choices] == ["door_open", "map_found"]
+        await discord_double.run_slash_command(
+            scene.mod, scene.channel, "gm", {"name": "door_open", "value": 1}, subcommand="flag"
+        )
+        await discord_double.wait_for_message(lambda m: m.content == "door_open = 1")
+        await discord_double.run_slash_command(scene.alice, scene.channel, "count")
+        await discord_double.wait_for_message(lambda m: m.content == "original now says 2")
+        counted = [m for m in discord_double.read_channel(scene.channel) if m.content == "2"]
+        assert len(counted) == 1 and counted[0].edited
+
+
+async def test_button_updates_message_and_modal_is_submitted(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        await bot.tree.sync()
+        await discord_double.run_slash_command(scene.alice, scene.channel, "ask")
+        question = await discord_double.wait_for_message(lambda m: m.content == "Open the door?")
+        signed = await discord_double.press_button(scene.alice, question.message, "door:sign")
+        assert await signed.wait_response() == 9 and signed.modal is not None
+        assert signed.modal["custom_id"] == "name_modal"
+        await discord_double.submit_modal(
+            scene.alice, scene.channel, "name_modal", {"name": "Ilse"}
+        )
+        await discord_double.wait_for_message(lambda m: m.content == "Welcome, Ilse.")
+        opened = await discord_double.press_button(scene.alice, question.message, "door:open")
+        assert await opened.wait_response() == 7
+        [shown] = [m for m in discord_double.read_channel(scene.channel) if m.id == question.id]
+        assert shown.content == "The door is open." and shown.message.components == []
+
+
+async def test_http_realism_headers_errors_and_snowflakes(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    base = discord_double.api_base
+    auth = {"Authorization": f"Bot {discord_double.token}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/users/@me", headers={"Authorization": "Bot nope"}) as resp:
+            assert resp.status == 401
+        async with http.get(f"{base}/users/@me", headers=auth) as resp:
+            assert resp.headers["Content-Type"] == "application/json"
+            assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Bucket"} <= set(
+                resp.headers
+            )
+            me = await resp.json()
+        created = discord.utils.snowflake_time(int(me["id"]))
+        assert abs((discord.utils.utcnow() - created).total_seconds()) < 3600
+        url = f"{base}/channels/{scene.channel.id}/messages"
+        async with http.post(url, json={"content": "x" * 2001}, headers=auth) as resp:
+            assert resp.status == 400
+            body = await resp.json()
+        assert body["code"] == 50035
+        assert body["errors"]["content"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
+        discord_double.rate_limit("POST", "/messages$", retry_after=1.5, is_global=True)
+        async with http.post(url, json={"content": "hi"}, headers=auth) as resp:
+            assert resp.status == 429
+            assert resp.headers["Retry-After"] == "2"
+            assert resp.headers["X-RateLimit-Global"] == "true"
+            assert resp.headers["X-RateLimit-Scope"] == "global"
+            assert resp.headers["Via"]
+            assert await resp.json() == {
+                "message": "You are being rate limited.",
+                "retry_after": 1.5,
+                "global": True,
+            }
+
+
+async def test_threads_reactions_typing_history_and_a_500(
+    discord_double: DiscordDouble, scene: Scene
+) -> None:
+    side = discord_double.create_thread(scene.channel, "side quest", owner=scene.alice)
+    bot = MiniBot()
+    async with discord_double.running(bot):
+        channel = bot.get_channel(scene.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        assert [t.name for t in channel.threads] == ["side quest"]
+        hook = await channel.create_webhook(name="Narrator")
+        posted = await hook.send(
+            "In the thread.", username="Ilse", thread=discord.Object(side.id), wait=True
+        )
+        await posted.edit(content="In the thread, edited.")
+        [in_thread] = discord_double.read_channel(side)
+        assert (in_thread.author_name, in_thread.content) == ("Ilse", "In the thread, edited.")
+        assert discord_double.read_channel(scene.channel) == []
+
+        for line in ("one", "two", "three"):
+            await discord_double.user_sends(scene.alice, scene.channel, line)
+        history = [m.content async for m in channel.history(limit=10)]
+        assert history == ["three", "two", "one"]
+        newest = await channel.fetch_message(discord_double.read_channel(scene.channel)[-1].id)
+        await newest.add_reaction("👍")
+        async with channel.typing():
+            pass
+        assert (scene.channel.id, discord_double.world.bot.id) in discord_double.typing
+        assert discord_double.read_channel(scene.channel)[-1].reactions == {"👍": 1}
+
+        discord_double.server_error("POST", rf"^/channels/{scene.channel.id}/messages$")
+        await asyncio.wait_for(channel.send("after a 500"), TIMEOUT)
+        sent = [m for m in discord_double.read_channel(scene.channel) if m.content == "after a 500"]
+        assert len(sent) == 1
