@@ -26,6 +26,7 @@ class MiniBot(discord.Client):
         self.seen: list[discord.Message] = []
         self.resumed = asyncio.Event()
         self.readied = asyncio.Event()
+        self.app_permissions = discord.Permissions.none()
         self._got_message = asyncio.Event()
         self._register()
 
@@ -42,6 +43,7 @@ class MiniBot(discord.Client):
 
         @self.tree.command(description="Moderators only")
         async def purge(interaction: discord.Interaction) -> None:
+            self.app_permissions = interaction.app_permissions
             if not interaction.permissions.manage_messages:
                 await interaction.response.send_message("You may not.", ephemeral=True)
                 return
@@ -221,6 +223,7 @@ async def test_command_denied_when_member_lacks_permission(
         ]
         assert seen_by_alice == ["You may not.", "Purged."]  # the refusal is ephemeral
         assert seen_by_mod == ["Purged."]
+        assert bot.app_permissions.manage_webhooks and not bot.app_permissions.administrator
 
 
 async def test_webhook_post_with_persona_then_edit(
@@ -282,10 +285,13 @@ async def test_deleted_webhook_is_unknown(discord_double: DiscordDouble, scene: 
         channel = bot.get_channel(scene.channel.id)
         assert isinstance(channel, discord.TextChannel)
         hook = await channel.create_webhook(name="Narrator")
-        await hook.delete()
+        discord_double.delete_webhook(hook.id)  # a moderator removes it in Discord
         with pytest.raises(discord.NotFound) as caught:
             await hook.send("Anyone there?", wait=True)
         assert caught.value.code == 10015
+        other = await channel.create_webhook(name="Narrator")
+        await other.delete()
+        assert await channel.webhooks() == []
 
 
 async def test_dropped_gateway_resumes_and_replays_missed_message(

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from . import payloads, rest, webhooks
 from .actors import ActorsMixin
-from .gateway import DIRECT_MESSAGES, GUILD_MESSAGES, Gateway
+from .gateway import DIRECT_MESSAGES, GUILD_MESSAGES, GUILD_WEBHOOKS, Gateway
 from .http_common import API_PREFIX, DOUBLE_KEY, Fault, RecordedRequest, discord_middleware
 from .interactions import InteractionsMixin
 from .state import Message, World
@@ -223,6 +223,13 @@ class DiscordDouble(ActorsMixin, InteractionsMixin):
 
     def release_gateway(self) -> None:
         self.gateway.release()
+
+    def delete_webhook(self, webhook: Any) -> None:
+        """Someone deletes the webhook in Discord: its URL now answers 404 Unknown Webhook."""
+        hook = self.world.webhooks[int(getattr(webhook, "id", webhook))]
+        hook.deleted = True
+        data = {"guild_id": str(hook.guild_id), "channel_id": str(hook.channel_id)}
+        self.gateway.dispatch("WEBHOOKS_UPDATE", data, GUILD_WEBHOOKS)
 
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         """Recorded requests with this method (or ``*``) whose path matches regex ``path``."""

@@ -175,7 +175,7 @@ def webhook(w: Webhook, world: World, *, with_token: bool = True) -> dict[str, A
 
 
 def message_author(m: Message) -> dict[str, Any]:
-    if m.webhook_id is not None and m.application_id is None:
+    if m.is_webhook_persona:
         return {
             "id": str(m.webhook_id),
             "username": m.username or m.author.username,
@@ -195,7 +195,7 @@ def content_visible(m: Message, world: World, intents: int) -> bool:
     channel_obj = world.channels.get(m.channel_id)
     return (
         m.author.id == world.bot.id
-        or (m.webhook_id is not None and m.application_id == world.application_id)
+        or m.application_id == world.application_id  # interaction replies, app-owned webhooks
         or world.bot.id in m.mention_ids
         or (channel_obj is not None and channel_obj.type == ChannelType.DM)
     )

@@ -226,6 +226,11 @@ class Message:
     def edited(self) -> bool:
         return self.edited_at is not None
 
+    @property
+    def is_webhook_persona(self) -> bool:
+        """Posted through a channel webhook (not an interaction response or followup)."""
+        return self.webhook_id is not None and self.interaction_metadata is None
+
 
 EventSink = Callable[[str, dict[str, Any], int], None]
 """Called as ``sink(event_name, data, required_intent_bits)`` for every gateway event."""

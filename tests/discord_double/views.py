@@ -42,7 +42,7 @@ class SeenMessage:
 
 def author_shown(m: Message, world: World) -> tuple[str, str | None]:
     """The name and avatar URL the Discord client renders next to a message."""
-    if m.webhook_id is not None and m.application_id is None:
+    if m.is_webhook_persona:
         hook = world.webhooks.get(m.webhook_id)
         name = m.username or (hook.name if hook else m.author.username)
         if m.avatar_url:
@@ -60,7 +60,7 @@ def seen(m: Message, world: World) -> SeenMessage:
     return SeenMessage(
         id=m.id,
         channel_id=m.channel_id,
-        author_id=m.webhook_id if m.webhook_id and not m.application_id else m.author.id,
+        author_id=m.webhook_id if m.webhook_id and m.is_webhook_persona else m.author.id,
         author_name=name,
         avatar_url=avatar,
         content=m.content,

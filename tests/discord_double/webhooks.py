@@ -74,6 +74,7 @@ async def create_webhook(request: web.Request) -> web.Response:
     hook = Webhook(
         world.ids.next(), channel.id, channel.guild_id, name, world.new_token(), world.bot.id
     )
+    hook.application_id = world.application_id  # created by the bot: application-owned
     if avatar:
         hook.avatar = hashlib.md5(str(avatar).encode(), usedforsecurity=False).hexdigest()
     world.webhooks[hook.id] = hook
@@ -158,6 +159,7 @@ async def execute(request: web.Request) -> web.Response:
         channel = thread
     author = User(hook.id, hook.name, avatar=hook.avatar, bot=True)
     m = Message(double.world.ids.next(), channel.id, channel.guild_id, author, webhook_id=hook.id)
+    m.application_id = hook.application_id
     m.username = body.get("username") or None
     m.avatar_url = body.get("avatar_url") or None
     m.tts = bool(body.get("tts"))
