@@ -17,7 +17,7 @@ import discord.http
 import yarl
 from aiohttp import web
 
-from . import payloads, rest, webhooks
+from . import commands, payloads, rest, webhooks
 from .actors import ActorsMixin
 from .gateway import DIRECT_MESSAGES, GUILD_MESSAGES, GUILD_WEBHOOKS, Gateway
 from .http_common import API_PREFIX, DOUBLE_KEY, Fault, RecordedRequest, discord_middleware
@@ -59,6 +59,7 @@ class DiscordDouble(ActorsMixin, InteractionsMixin):
         app = web.Application(middlewares=[discord_middleware])
         app[DOUBLE_KEY] = self
         rest.setup(app)
+        commands.setup(app)
         webhooks.setup(app)
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/gateway-resume", self.gateway.handle)

@@ -39,6 +39,13 @@ def double_of(request: web.Request) -> DiscordDouble:
     return request.app[DOUBLE_KEY]  # type: ignore[no-any-return]
 
 
+def add_api_routes(app: web.Application, routes: web.RouteTableDef) -> None:
+    """Mount a table of routes under ``/api/v10``."""
+    for route in routes:
+        assert isinstance(route, web.RouteDef)
+        app.router.add_route(route.method, API_PREFIX + route.path, route.handler)
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     """Discord answers ``Content-Type: application/json`` exactly, with no charset."""
     return web.Response(

@@ -15,7 +15,7 @@ from aiohttp import web
 from . import errors, payloads
 from .errors import ApiError, validate_message
 from .gateway import GUILD_WEBHOOKS
-from .http_common import API_PREFIX, FILES, body_of, double_of, json_response, no_content
+from .http_common import FILES, add_api_routes, body_of, double_of, json_response, no_content
 from .interactions import Invocation
 from .rest import apply_message_body, channel_or_404, require
 from .state import Message, Perm, User, Webhook
@@ -26,7 +26,7 @@ HOOK = "/webhooks/{webhook_id:\\d+}/{token}"
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_routes([web.route(r.method, API_PREFIX + r.path, r.handler) for r in routes])  # type: ignore[union-attr]
+    add_api_routes(app, routes)
 
 
 def _webhook(request: web.Request, *, check_token: bool) -> Webhook:
