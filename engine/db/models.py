@@ -235,7 +235,9 @@ class Knowledge(Base):
     """A fact one character knows, and how it came to know it."""
 
     __tablename__ = "knowledge"
-    __table_args__ = (Index("ix_knowledge_character_turn", "character_id", "turn_number"),)
+    __table_args__ = (
+        Index("ix_knowledge_character_source_turn", "character_id", "source", "turn_number"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     playthrough_id: Mapped[int] = mapped_column(ForeignKey("playthroughs.id", ondelete="CASCADE"))

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 7c46a4859c23
+Revision ID: 691e6762ab66
 Revises: 
-Create Date: 2026-11-22 22:49:59.409613
+Create Date: 2026-11-22 22:59:14.420687
 
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = '7c46a4859c23'
+revision: str = '691e6762ab66'
 down_revision: Union[str, None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -231,7 +231,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_knowledge'))
     )
     with op.batch_alter_table('knowledge', schema=None) as batch_op:
-        batch_op.create_index('ix_knowledge_character_turn', ['character_id', 'turn_number'], unique=False)
+        batch_op.create_index('ix_knowledge_character_source_turn', ['character_id', 'source', 'turn_number'], unique=False)
 
     op.create_table('messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -303,7 +303,7 @@ def downgrade() -> None:
 
     op.drop_table('messages')
     with op.batch_alter_table('knowledge', schema=None) as batch_op:
-        batch_op.drop_index('ix_knowledge_character_turn')
+        batch_op.drop_index('ix_knowledge_character_source_turn')
 
     op.drop_table('knowledge')
     op.drop_table('scenes')

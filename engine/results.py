@@ -1,0 +1,178 @@
+"""What the engine hands to front ends: frozen dataclasses, never ORM rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FlagValue = bool | int | float | str
+
+
+@dataclass(frozen=True)
+class StoryInfo:
+    key: str
+    title: str
+    summary: str
+    characters: int
+    locations: int
+    arcs: int
+    suggested_characters: tuple[SuggestedCharacter, ...] = ()
+
+
+@dataclass(frozen=True)
+class SuggestedCharacter:
+    key: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class PlaythroughInfo:
+    id: int
+    guild_id: int
+    channel_id: int
+    story_key: str
+    story_title: str
+    status: str
+    turn_count: int
+    opening: str = ""
+
+
+@dataclass(frozen=True)
+class PlayerInfo:
+    user_id: int
+    display_name: str
+    character_key: str
+    character_name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class CharacterView:
+    key: str
+    name: str
+    role: str
+    present: bool
+    mood: str
+    intent: str
+    location: str | None
+    avatar_url: str | None
+    appearance: str
+    player_user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SceneView:
+    location_key: str | None
+    location_name: str
+    location_description: str
+    time_of_day: str
+    weather: str
+    tone: str
+    present: tuple[CharacterView, ...]
+    turn_count: int
+
+
+@dataclass(frozen=True)
+class RelationshipView:
+    source_key: str
+    source_name: str
+    target_key: str
+    target_name: str
+    kind: str
+    trust: float
+    affection: float
+    familiarity: float
+
+
+@dataclass(frozen=True)
+class FlagView:
+    name: str
+    value: FlagValue
+    set_by: str
+    set_at_turn: int
+
+
+@dataclass(frozen=True)
+class EpisodeView:
+    key: str
+    title: str
+    goal: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ArcView:
+    key: str
+    title: str
+    status: str
+    episodes: tuple[EpisodeView, ...]
+
+
+@dataclass(frozen=True)
+class ChangeView:
+    """One state change, shaped for display: `~ trust Mira -> alice +0.10: reason`."""
+
+    kind: str
+    target: str
+    before: Any
+    after: Any
+    reason: str
+    actor: str
+
+    def describe(self) -> str:
+        if (
+            isinstance(self.before, int | float)
+            and isinstance(self.after, int | float)
+            and not isinstance(self.after, bool)
+        ):
+            delta = float(self.after) - float(self.before)
+            text = f"{self.kind} {self.target} {delta:+.2f}"
+        else:
+            text = f"{self.kind} {self.target}: {_shown(self.before)} -> {_shown(self.after)}"
+        return f"{text}: {self.reason}" if self.reason else text
+
+
+def _shown(value: Any) -> str:
+    return "(unset)" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Post:
+    """One thing said in a turn: by the narrator (character_key None) or a character."""
+
+    speaker: str
+    text: str
+    character_key: str | None = None
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    channel_id: int
+    turn_number: int
+    posts: tuple[Post, ...]
+    changes: tuple[ChangeView, ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class EventView:
+    kind: str
+    summary: str
+    turn_number: int | None
+
+
+@dataclass(frozen=True)
+class Recap:
+    turn_count: int
+    summaries: tuple[str, ...]
+    recent: tuple[Post, ...]
+
+
+@dataclass(frozen=True)
+class InputReceipt:
+    """A player's input is stored; it will be answered in the channel's next turn."""
+
+    message_id: int
+    duplicate: bool

@@ -1,0 +1,1 @@
+"""Playthrough state: snapshot, editor (changes), setup, arc progression."""

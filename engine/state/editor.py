@@ -1,0 +1,359 @@
+"""Every state change goes through `StateEditor`, which records it as a Change.
+
+A change is `(kind, target, before, after)`. Each kind has a reader and a writer, so the same
+writer applies a change (with `after`) and reverts it (with `before`): undo replays a turn's
+changes backwards. Writing `None` removes the thing (an unset flag, a forgotten fact).
+
+Kinds and targets:
+- `flag` / flag name / any JSON value, None = unset
+- `trust`, `affection`, `familiarity` / "source->target" (character keys) / float
+- `relationship` / "source->target" / relationship kind (text), None = no relationship row
+- `mood`, `intent` / character key / text
+- `present` / character key / bool
+- `location` / character key / location key or None
+- `scene` / "location", "time_of_day", "weather" or "tone" / text (a location key for location)
+- `arc` / arc key / status; `episode` / "arc/episode" / status
+- `knowledge` / "character#id" / {"fact", "source", "turn", "certainty"} or None
+- `player` / user id / "active" or "left"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.db import models as m
+from engine.results import ChangeView
+
+RELATIONSHIP_FIELDS = ("trust", "affection", "familiarity")
+SCENE_FIELDS = ("location", "time_of_day", "weather", "tone")
+
+
+class StateEditor:
+    def __init__(
+        self,
+        session: AsyncSession,
+        playthrough: m.Playthrough,
+        *,
+        actor: str,
+        actor_user_id: int | None = None,
+        turn_id: int | None = None,
+    ) -> None:
+        self.session = session
+        self.playthrough = playthrough
+        self.actor = actor
+        self.actor_user_id = actor_user_id
+        self.turn_id = turn_id
+        self.changes: list[ChangeView] = []
+        self._characters: dict[str, m.Character] | None = None
+        self._locations: dict[str, m.Location] | None = None
+        self._last_knowledge_target = ""
+        self._readers: dict[str, Callable[[str], Awaitable[Any]]] = {
+            "flag": self._get_flag,
+            "relationship": self._get_relationship_kind,
+            "mood": self._get_character_field("mood"),
+            "intent": self._get_character_field("intent"),
+            "present": self._get_character_field("present"),
+            "location": self._get_character_location,
+            "scene": self._get_scene,
+            "arc": self._get_arc,
+            "episode": self._get_episode,
+            "knowledge": self._get_knowledge,
+            "player": self._get_player,
+        }
+        for name in RELATIONSHIP_FIELDS:
+            self._readers[name] = self._get_relationship_value(name)
+
+    # --- public ------------------------------------------------------------------------
+
+    async def get(self, kind: str, target: str) -> Any:
+        return await self._readers[kind](target)
+
+    async def set(self, kind: str, target: str, value: Any, reason: str = "") -> ChangeView | None:
+        """Apply one change and record it; a change to the same value records nothing."""
+        before = await self.get(kind, target)
+        if before == value and type(before) is type(value):
+            return None
+        await self._write(kind, target, value)
+        if kind == "knowledge" and value is not None:
+            target = self._last_knowledge_target
+        self.session.add(
+            m.Change(
+                playthrough_id=self.playthrough.id,
+                turn_id=self.turn_id,
+                kind=kind,
+                target=target,
+                before=before,
+                after=value,
+                reason=reason,
+                actor=self.actor,
+                actor_user_id=self.actor_user_id,
+            )
+        )
+        view = ChangeView(kind, target, before, value, reason, self.actor)
+        self.changes.append(view)
+        return view
+
+    async def revert_turn(self, turn_id: int) -> int:
+        """Undo every change of a turn, newest first; returns how many were reverted."""
+        rows = (
+            await self.session.scalars(
+                select(m.Change)
+                .where(m.Change.turn_id == turn_id, m.Change.reverted.is_(False))
+                .order_by(m.Change.id.desc())
+            )
+        ).all()
+        for row in rows:
+            await self._write(row.kind, row.target, row.before)
+            row.reverted = True
+        return len(rows)
+
+    # --- lookups -----------------------------------------------------------------------
+
+    async def character(self, key: str) -> m.Character:
+        if self._characters is None:
+            rows = await self.session.scalars(
+                select(m.Character).where(m.Character.playthrough_id == self.playthrough.id)
+            )
+            self._characters = {row.key: row for row in rows}
+        return self._characters[key]
+
+    async def location_row(self, key: str) -> m.Location:
+        return (await self._location_map())[key]
+
+    async def _location_map(self) -> dict[str, m.Location]:
+        if self._locations is None:
+            rows = await self.session.scalars(
+                select(m.Location).where(m.Location.playthrough_id == self.playthrough.id)
+            )
+            self._locations = {row.key: row for row in rows}
+        return self._locations
+
+    async def _location_key(self, location_id: int | None) -> str | None:
+        if location_id is None:
+            return None
+        for key, row in (await self._location_map()).items():
+            if row.id == location_id:
+                return key
+        return None
+
+    async def _pair(self, target: str) -> tuple[m.Character, m.Character]:
+        source, _, other = target.partition("->")
+        return await self.character(source), await self.character(other)
+
+    async def _relationship(self, target: str) -> m.Relationship | None:
+        source, other = await self._pair(target)
+        row: m.Relationship | None = await self.session.scalar(
+            select(m.Relationship).where(
+                m.Relationship.playthrough_id == self.playthrough.id,
+                m.Relationship.source_id == source.id,
+                m.Relationship.target_id == other.id,
+            )
+        )
+        return row
+
+    async def _scene(self) -> m.Scene:
+        scene = await self.session.scalar(
+            select(m.Scene).where(m.Scene.playthrough_id == self.playthrough.id)
+        )
+        if scene is None:
+            raise LookupError("playthrough has no scene")
+        return scene
+
+    async def _arc_row(self, key: str) -> m.ArcState:
+        row = await self.session.scalar(
+            select(m.ArcState).where(
+                m.ArcState.playthrough_id == self.playthrough.id, m.ArcState.arc_key == key
+            )
+        )
+        if row is None:
+            raise LookupError(f"no arc {key!r}")
+        return row
+
+    async def _episode_row(self, target: str) -> m.EpisodeState:
+        arc_key, _, episode_key = target.partition("/")
+        arc = await self._arc_row(arc_key)
+        row = await self.session.scalar(
+            select(m.EpisodeState).where(
+                m.EpisodeState.arc_state_id == arc.id, m.EpisodeState.episode_key == episode_key
+            )
+        )
+        if row is None:
+            raise LookupError(f"no episode {target!r}")
+        return row
+
+    # --- readers -----------------------------------------------------------------------
+
+    async def _get_flag(self, name: str) -> Any:
+        return await self.session.scalar(
+            select(m.Flag.value).where(
+                m.Flag.playthrough_id == self.playthrough.id, m.Flag.name == name
+            )
+        )
+
+    def _get_relationship_value(self, name: str) -> Callable[[str], Awaitable[Any]]:
+        async def read(target: str) -> Any:
+            row = await self._relationship(target)
+            return 0.0 if row is None else getattr(row, name)
+
+        return read
+
+    async def _get_relationship_kind(self, target: str) -> Any:
+        row = await self._relationship(target)
+        return None if row is None else row.kind
+
+    def _get_character_field(self, name: str) -> Callable[[str], Awaitable[Any]]:
+        async def read(key: str) -> Any:
+            return getattr(await self.character(key), name)
+
+        return read
+
+    async def _get_character_location(self, key: str) -> Any:
+        return await self._location_key((await self.character(key)).location_id)
+
+    async def _get_scene(self, field: str) -> Any:
+        scene = await self._scene()
+        if field == "location":
+            return await self._location_key(scene.location_id)
+        return getattr(scene, field)
+
+    async def _get_arc(self, key: str) -> Any:
+        return (await self._arc_row(key)).status
+
+    async def _get_episode(self, target: str) -> Any:
+        return (await self._episode_row(target)).status
+
+    async def _get_knowledge(self, target: str) -> Any:
+        _, _, raw_id = target.partition("#")
+        if not raw_id:
+            return None
+        row = await self.session.get(m.Knowledge, int(raw_id))
+        if row is None:
+            return None
+        return {
+            "fact": row.fact,
+            "source": row.source,
+            "turn": row.turn_number,
+            "certainty": row.certainty,
+        }
+
+    async def _get_player(self, user_id: str) -> Any:
+        row = await self.session.scalar(
+            select(m.Player)
+            .where(m.Player.playthrough_id == self.playthrough.id, m.Player.user_id == int(user_id))
+            .order_by(m.Player.id.desc())
+        )
+        if row is None:
+            return None
+        return "active" if row.left_at is None else "left"
+
+    # --- writers -----------------------------------------------------------------------
+
+    async def _write(self, kind: str, target: str, value: Any) -> None:
+        pid = self.playthrough.id
+        if kind == "flag":
+            row = await self.session.scalar(
+                select(m.Flag).where(m.Flag.playthrough_id == pid, m.Flag.name == target)
+            )
+            if value is None:
+                if row is not None:
+                    await self.session.delete(row)
+            elif row is None:
+                self.session.add(
+                    m.Flag(
+                        playthrough_id=pid,
+                        name=target,
+                        value=value,
+                        set_by=self.actor,
+                        set_by_user_id=self.actor_user_id,
+                        set_at_turn=self.playthrough.turn_count,
+                    )
+                )
+            else:
+                row.value = value
+                row.set_by = self.actor
+                row.set_by_user_id = self.actor_user_id
+                row.set_at_turn = self.playthrough.turn_count
+        elif kind in RELATIONSHIP_FIELDS or kind == "relationship":
+            rel = await self._relationship(target)
+            if kind == "relationship" and value is None:
+                if rel is not None:
+                    await self.session.delete(rel)
+                return
+            if rel is None:
+                source, other = await self._pair(target)
+                rel = m.Relationship(
+                    playthrough_id=pid,
+                    source_id=source.id,
+                    target_id=other.id,
+                    kind="acquaintance",
+                    trust=0.0,
+                    affection=0.0,
+                    familiarity=0.0,
+                    history=[],
+                )
+                self.session.add(rel)
+            if kind == "relationship":
+                rel.kind = value
+            else:
+                setattr(rel, kind, float(value))
+        elif kind in ("mood", "intent", "present"):
+            setattr(await self.character(target), kind, value)
+        elif kind == "location":
+            location = None if value is None else await self.location_row(value)
+            (await self.character(target)).location_id = None if location is None else location.id
+        elif kind == "scene":
+            scene = await self._scene()
+            if target == "location":
+                location = None if value is None else await self.location_row(value)
+                scene.location_id = None if location is None else location.id
+            else:
+                setattr(scene, target, value)
+        elif kind == "arc":
+            await self._set_progress(await self._arc_row(target), value)
+        elif kind == "episode":
+            await self._set_progress(await self._episode_row(target), value)
+        elif kind == "knowledge":
+            await self._write_knowledge(target, value)
+        elif kind == "player":
+            row = await self.session.scalar(
+                select(m.Player)
+                .where(m.Player.playthrough_id == pid, m.Player.user_id == int(target))
+                .order_by(m.Player.id.desc())
+            )
+            if row is not None:
+                row.left_at = None if value == "active" else datetime.now(UTC)
+        else:
+            raise ValueError(f"unknown change kind {kind!r}")
+        await self.session.flush()
+
+    async def _set_progress(self, row: m.ArcState | m.EpisodeState, status: str) -> None:
+        turn = self.playthrough.turn_count
+        row.status = status
+        row.started_turn = None if status == "locked" else (row.started_turn or turn)
+        row.completed_turn = turn if status == "completed" else None
+
+    async def _write_knowledge(self, target: str, value: Any) -> None:
+        key, _, raw_id = target.partition("#")
+        if value is None:
+            if raw_id:
+                await self.session.execute(delete(m.Knowledge).where(m.Knowledge.id == int(raw_id)))
+            return
+        character = await self.character(key)
+        row = m.Knowledge(
+            playthrough_id=self.playthrough.id,
+            character_id=character.id,
+            fact=value["fact"],
+            source=value.get("source", "witnessed"),
+            turn_number=value.get("turn", self.playthrough.turn_count),
+            certainty=value.get("certainty", 1.0),
+        )
+        if raw_id:
+            row.id = int(raw_id)
+        self.session.add(row)
+        await self.session.flush()
+        self._last_knowledge_target = f"{key}#{row.id}"

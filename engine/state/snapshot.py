@@ -1,0 +1,276 @@
+"""A read-only picture of one playthrough's state, loaded in a handful of queries.
+
+The turn pipeline builds its prompt from it, conditions are evaluated against it, and views
+are made from it. It holds plain values, so it can outlive the session that loaded it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.db import models as m
+from engine.stories.schema import StoryFile
+
+
+@dataclass(frozen=True)
+class CharacterState:
+    id: int
+    key: str
+    name: str
+    role: str
+    mood: str
+    intent: str
+    location_key: str | None
+    present: bool
+    avatar_url: str | None
+    appearance: str
+    personality: str
+    traits: tuple[str, ...]
+    speech: str
+    backstory: str
+
+    @property
+    def is_player(self) -> bool:
+        return self.role == "player"
+
+
+@dataclass(frozen=True)
+class RelationshipState:
+    source: str
+    target: str
+    kind: str
+    trust: float
+    affection: float
+    familiarity: float
+
+
+@dataclass(frozen=True)
+class FlagState:
+    value: Any
+    set_by: str
+    set_at_turn: int
+
+
+@dataclass(frozen=True)
+class LocationState:
+    id: int
+    key: str
+    name: str
+    description: str
+    parent_key: str | None
+
+
+@dataclass(frozen=True)
+class PlayerState:
+    user_id: int
+    display_name: str
+    character_key: str
+
+
+@dataclass(frozen=True)
+class ArcProgress:
+    key: str
+    status: str
+    started_turn: int | None
+    completed_turn: int | None
+    episodes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Snapshot:
+    playthrough_id: int
+    guild_id: int
+    channel_id: int
+    status: str
+    turn_count: int
+    story_key: str
+    story: StoryFile
+    characters: dict[str, CharacterState]
+    relationships: dict[tuple[str, str], RelationshipState]
+    flags: dict[str, FlagState]
+    locations: dict[str, LocationState]
+    scene_location: str | None
+    time_of_day: str
+    weather: str
+    tone: str
+    arcs: dict[str, ArcProgress]
+    players: dict[int, PlayerState]
+
+    # ConditionState (engine.rules.conditions)
+    def flag(self, name: str) -> Any:
+        state = self.flags.get(name)
+        return None if state is None else state.value
+
+    def _relationship(self, source: str, target: str) -> RelationshipState | None:
+        return self.relationships.get((source, target))
+
+    def trust(self, source: str, target: str) -> float:
+        rel = self._relationship(source, target)
+        return 0.0 if rel is None else rel.trust
+
+    def affection(self, source: str, target: str) -> float:
+        rel = self._relationship(source, target)
+        return 0.0 if rel is None else rel.affection
+
+    def familiarity(self, source: str, target: str) -> float:
+        rel = self._relationship(source, target)
+        return 0.0 if rel is None else rel.familiarity
+
+    def present(self, character: str) -> bool:
+        state = self.characters.get(character)
+        return state is not None and state.present
+
+    @property
+    def location(self) -> str:
+        return self.scene_location or ""
+
+    @property
+    def turn(self) -> int:
+        return self.turn_count
+
+    # Helpers
+    def present_characters(self) -> list[CharacterState]:
+        return [c for c in self.characters.values() if c.present]
+
+    def player_character_keys(self) -> set[str]:
+        return {p.character_key for p in self.players.values()}
+
+
+class StoryCache:
+    """Parsed story files by database id; parsing a large story per turn would be wasteful."""
+
+    def __init__(self) -> None:
+        self._stories: dict[int, StoryFile] = {}
+
+    def get(self, story_id: int, data: dict[str, Any]) -> StoryFile:
+        story = self._stories.get(story_id)
+        if story is None:
+            story = StoryFile.model_validate(data)
+            self._stories[story_id] = story
+        return story
+
+    def known(self, story_id: int) -> StoryFile | None:
+        return self._stories.get(story_id)
+
+
+async def load_snapshot(
+    session: AsyncSession, playthrough: m.Playthrough, stories: StoryCache
+) -> Snapshot:
+    pid = playthrough.id
+    story = stories.known(playthrough.story_id)
+    story_key: str
+    if story is None:
+        row = await session.get_one(m.Story, playthrough.story_id)
+        story = stories.get(row.id, row.data)
+        story_key = row.key
+    else:
+        story_key = (
+            await session.scalar(select(m.Story.key).where(m.Story.id == playthrough.story_id))
+            or ""
+        )
+
+    locations_rows = (
+        await session.scalars(select(m.Location).where(m.Location.playthrough_id == pid))
+    ).all()
+    by_id = {row.id: row.key for row in locations_rows}
+    locations = {
+        row.key: LocationState(
+            row.id,
+            row.key,
+            row.name,
+            row.description,
+            by_id.get(row.parent_id) if row.parent_id else None,
+        )
+        for row in locations_rows
+    }
+    character_rows = (
+        await session.scalars(select(m.Character).where(m.Character.playthrough_id == pid))
+    ).all()
+    characters = {
+        row.key: CharacterState(
+            row.id,
+            row.key,
+            row.name,
+            row.role,
+            row.mood,
+            row.intent,
+            by_id.get(row.location_id) if row.location_id else None,
+            row.present,
+            row.avatar_url,
+            row.appearance,
+            row.personality,
+            tuple(str(t) for t in row.traits),
+            row.speech,
+            row.backstory,
+        )
+        for row in character_rows
+    }
+    key_of = {row.id: row.key for row in character_rows}
+    relationships = {
+        (key_of[row.source_id], key_of[row.target_id]): RelationshipState(
+            key_of[row.source_id],
+            key_of[row.target_id],
+            row.kind,
+            row.trust,
+            row.affection,
+            row.familiarity,
+        )
+        for row in (
+            await session.scalars(
+                select(m.Relationship).where(m.Relationship.playthrough_id == pid)
+            )
+        ).all()
+    }
+    flags = {
+        row.name: FlagState(row.value, row.set_by, row.set_at_turn)
+        for row in (await session.scalars(select(m.Flag).where(m.Flag.playthrough_id == pid))).all()
+    }
+    scene = await session.scalar(select(m.Scene).where(m.Scene.playthrough_id == pid))
+    arcs: dict[str, ArcProgress] = {}
+    arc_rows = (
+        await session.scalars(select(m.ArcState).where(m.ArcState.playthrough_id == pid))
+    ).all()
+    episodes_by_arc: dict[int, dict[str, str]] = {row.id: {} for row in arc_rows}
+    for episode in (
+        await session.scalars(
+            select(m.EpisodeState)
+            .where(m.EpisodeState.playthrough_id == pid)
+            .order_by(m.EpisodeState.id)
+        )
+    ).all():
+        episodes_by_arc.setdefault(episode.arc_state_id, {})[episode.episode_key] = episode.status
+    for row in arc_rows:
+        arcs[row.arc_key] = ArcProgress(
+            row.arc_key, row.status, row.started_turn, row.completed_turn, episodes_by_arc[row.id]
+        )
+    players = {
+        row.user_id: PlayerState(row.user_id, row.display_name, key_of[row.character_id])
+        for row in (
+            await session.scalars(
+                select(m.Player).where(m.Player.playthrough_id == pid, m.Player.left_at.is_(None))
+            )
+        ).all()
+    }
+    return Snapshot(
+        playthrough_id=pid,
+        guild_id=playthrough.guild_id,
+        channel_id=playthrough.channel_id,
+        status=playthrough.status,
+        turn_count=playthrough.turn_count,
+        story_key=story_key,
+        story=story,
+        characters=characters,
+        relationships=relationships,
+        flags=flags,
+        locations=locations,
+        scene_location=by_id.get(scene.location_id) if scene and scene.location_id else None,
+        time_of_day=scene.time_of_day if scene else "",
+        weather=scene.weather if scene else "",
+        tone=scene.tone if scene else "",
+        arcs=arcs,
+        players=players,
+    )

@@ -1,0 +1,1 @@
+"""The turn pipeline: context, scene call, director call, apply."""

@@ -1,0 +1,275 @@
+"""A turn: claim the pending input, build the context, stream the scene, ask the director,
+apply everything in one transaction (design §3).
+
+No transaction is open during an LLM call: the turn is claimed in one short write
+transaction, the context read in a read transaction, and the result applied in a last write
+transaction. A crash in between leaves the turn `generating` with its input attached; the next
+start runs it again (`recover`). Nothing is in the transcript until the final transaction, so
+no turn is stored twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+
+from engine.db import models as m
+from engine.db.models import utcnow
+from engine.llm import LLMBadOutput, LLMError
+from engine.results import Post, TurnResult
+from engine.state.arcs import advance_arcs
+from engine.state.snapshot import Snapshot
+from engine.turns.director import DirectorOutput, DirectorPlan, plan_changes
+from engine.turns.context import build_scene_context
+from engine.turns.prompts import director_messages, load_context_parts
+from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
+from engine.usecases.base import EngineCore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaimedTurn:
+    playthrough_id: int
+    turn_id: int
+    number: int  # as players count turns: done turns so far + 1
+    model: str | None
+
+
+class TurnPipeline(EngineCore):
+    async def _run_turn_safely(self, channel_id: int) -> None:
+        try:
+            await self._run_turn(channel_id)
+        except Exception:
+            # The worker must survive anything; the turn stays `generating` for recovery.
+            log.exception("turn in channel %s failed unexpectedly", channel_id)
+            await self.sink.notice(
+                channel_id, "Something went wrong while writing this turn.", retryable=True
+            )
+
+    async def _claim(self, channel_id: int) -> ClaimedTurn | None:
+        """Take the channel's pending input as one turn (or the turn left unfinished)."""
+        async with self.db.write() as session:
+            pt = await session.scalar(
+                select(m.Playthrough).where(
+                    m.Playthrough.channel_id == channel_id, m.Playthrough.status == "active"
+                )
+            )
+            if pt is None:
+                return None
+            config = await session.get(m.GuildConfig, pt.guild_id)
+            model = config.model if config else None
+            turn = await session.scalar(
+                select(m.Turn).where(m.Turn.playthrough_id == pt.id, m.Turn.status == "generating")
+            )
+            if turn is None:
+                pending = (
+                    await session.scalars(
+                        select(m.Message.id).where(
+                            m.Message.playthrough_id == pt.id,
+                            m.Message.turn_id.is_(None),
+                            m.Message.kind == "player",
+                        )
+                    )
+                ).all()
+                if not pending:
+                    return None
+                last = await session.scalar(
+                    select(func.max(m.Turn.number)).where(m.Turn.playthrough_id == pt.id)
+                )
+                turn = m.Turn(playthrough_id=pt.id, number=(last or 0) + 1, status="generating")
+                session.add(turn)
+                await session.flush()
+                await session.execute(
+                    update(m.Message).where(m.Message.id.in_(pending)).values(turn_id=turn.id)
+                )
+            return ClaimedTurn(pt.id, turn.id, pt.turn_count + 1, model)
+
+    async def _run_turn(self, channel_id: int) -> None:
+        claimed = await self._claim(channel_id)
+        if claimed is None:
+            return
+        started = time.perf_counter()
+        async with self.db.read() as session:
+            pt = await session.get_one(m.Playthrough, claimed.playthrough_id)
+            parts = await load_context_parts(
+                session, pt, claimed.turn_id, self.stories, self.options.recent_messages
+            )
+        context = build_scene_context(parts, self.options.context_tokens)
+        if context.dropped:
+            log.info("turn %s: context over budget, dropped %s", claimed.number, context.dropped)
+        prep_ms = (time.perf_counter() - started) * 1000
+        state = parts.state
+        npcs = {c.key: c.name for c in state.characters.values() if not c.is_player}
+        players = {c.key: c.name for c in state.characters.values() if c.is_player}
+        parser = ScriptParser(npcs, players)
+        await self.sink.turn_started(channel_id, claimed.number)
+        try:
+            async for chunk in self.gateway.stream_text(
+                context.messages, purpose="scene", model=claimed.model
+            ):
+                await self._forward(channel_id, parser.feed(chunk), state)
+            await self._forward(channel_id, parser.close(), state)
+            if not parser.posts:
+                raise LLMBadOutput("The model's reply had nothing to post.")
+        except LLMError as error:
+            await self._fail(claimed, str(error))
+            await self.sink.notice(
+                channel_id,
+                f"The story could not continue: {error} Your messages are kept; "
+                "use retry to try again.",
+                retryable=True,
+            )
+            return
+        plan = await self._direct(claimed, state, parser.posts, parts.inputs_text())
+        result = await self._apply(
+            channel_id, claimed, parser, plan, context.tokens, context.dropped, prep_ms
+        )
+        if result is not None:
+            await self.sink.turn_finished(channel_id, result)
+
+    async def _forward(
+        self, channel_id: int, events: list[PostStarted | TextAdded], state: Snapshot
+    ) -> None:
+        for event in events:
+            if isinstance(event, PostStarted):
+                key = event.speaker.character_key
+                avatar = state.characters[key].avatar_url if key in state.characters else None
+                await self.sink.post_started(
+                    channel_id, event.index, Post(event.speaker.name, "", key, avatar)
+                )
+            else:
+                await self.sink.text_streamed(channel_id, event.index, event.text)
+
+    async def _direct(
+        self, claimed: ClaimedTurn, state: Snapshot, posts: list[ScriptPost], inputs: str
+    ) -> DirectorPlan:
+        messages = director_messages(state, posts, inputs)
+        try:
+            output = await self.gateway.complete_json(
+                messages, DirectorOutput, purpose="director", model=claimed.model
+            )
+        except LLMError as error:
+            log.warning("turn %s: director output unusable: %s", claimed.number, error)
+            return DirectorPlan((), (f"director output unusable: {error}",), "", 0.5)
+        assert isinstance(output, DirectorOutput)
+        return plan_changes(output, state)
+
+    async def _fail(self, claimed: ClaimedTurn, error: str) -> None:
+        async with self.db.write() as session:
+            turn = await session.get_one(m.Turn, claimed.turn_id)
+            turn.status = "failed"
+            turn.error = error
+            turn.finished_at = utcnow()
+            # The players' input goes back to waiting, so the next turn or a retry uses it.
+            await session.execute(
+                update(m.Message)
+                .where(m.Message.turn_id == claimed.turn_id, m.Message.kind == "player")
+                .values(turn_id=None)
+            )
+            session.add(
+                m.EventLog(
+                    playthrough_id=claimed.playthrough_id,
+                    turn_id=claimed.turn_id,
+                    kind="error",
+                    summary=f"turn {claimed.number} failed: {error}",
+                    data={"error": error},
+                )
+            )
+
+    async def _apply(
+        self,
+        channel_id: int,
+        claimed: ClaimedTurn,
+        parser: ScriptParser,
+        plan: DirectorPlan,
+        tokens: int,
+        dropped_context: dict[str, int],
+        prep_ms: float,
+    ) -> TurnResult | None:
+        started = time.perf_counter()
+        async with self.db.write() as session:
+            pt = await session.get_one(m.Playthrough, claimed.playthrough_id)
+            turn = await session.get_one(m.Turn, claimed.turn_id)
+            if turn.status != "generating" or pt.status == "ended":
+                log.info("turn %s was cancelled while generating", claimed.number)
+                return None
+            state = await self._snapshot(session, pt)
+            posts = [
+                Post(
+                    p.speaker.name,
+                    p.text,
+                    p.speaker.character_key,
+                    state.characters[p.speaker.character_key].avatar_url
+                    if p.speaker.character_key in state.characters
+                    else None,
+                )
+                for p in parser.posts
+            ]
+            for post in posts:
+                character = state.characters.get(post.character_key or "")
+                session.add(
+                    m.Message(
+                        playthrough_id=pt.id,
+                        turn_id=turn.id,
+                        kind="character" if character else "narrator",
+                        character_id=character.id if character else None,
+                        speaker_name=post.speaker,
+                        content=post.text,
+                    )
+                )
+            pt.turn_count += 1
+            editor = self._editor(session, pt, actor="director", turn_id=turn.id)
+            witnesses = {c.key for c in state.present_characters()}
+            for edit in plan.edits:
+                await editor.set(edit.kind, edit.target, edit.value, edit.reason)
+                if edit.kind == "present" and edit.value is True:
+                    witnesses.add(edit.target)
+            summary = plan.summary or _fallback_summary(posts)
+            for key in sorted(witnesses):
+                await editor.set(
+                    "knowledge",
+                    key,
+                    {"fact": summary, "source": "witnessed", "turn": pt.turn_count},
+                    "witnessed",
+                )
+            await advance_arcs(editor, lambda: self._snapshot(session, pt))
+            session.add(
+                m.Memory(
+                    playthrough_id=pt.id,
+                    kind="summary",
+                    content=summary,
+                    importance=plan.importance,
+                    turn_from=pt.turn_count,
+                    turn_to=pt.turn_count,
+                )
+            )
+            turn.status = "done"
+            turn.context_tokens = tokens
+            turn.finished_at = utcnow()
+            notes = list(plan.notes) + [f"dropped line for a player: {d}" for d in parser.dropped]
+            apply_ms = (time.perf_counter() - started) * 1000
+            self._log_event(
+                session,
+                pt,
+                "ai_decision",
+                f"turn {pt.turn_count}: {summary}",
+                {
+                    "context_tokens": tokens,
+                    "context_dropped": dropped_context,
+                    "notes": notes,
+                    "changes": [c.describe() for c in editor.changes],
+                    "engine_ms": round(prep_ms + apply_ms, 3),
+                },
+                turn_id=turn.id,
+            )
+            visible = tuple(c for c in editor.changes if c.kind != "knowledge")
+            return TurnResult(channel_id, pt.turn_count, tuple(posts), visible, tuple(notes))
+
+
+def _fallback_summary(posts: list[Post]) -> str:
+    text = " ".join(p.text for p in posts)
+    return text[:300] + ("..." if len(text) > 300 else "")

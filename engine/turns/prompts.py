@@ -1,0 +1,116 @@
+"""Reading what a turn's prompts need, and the director's prompt."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.db import models as m
+from engine.state.snapshot import Snapshot, StoryCache, load_snapshot
+from engine.turns.context import MAX_WITNESSED, ContextParts, KnownFact, Line
+from engine.turns.director import director_instructions
+from engine.turns.script import ScriptPost
+
+MAX_PRIVATE_FACTS = 20
+MAX_SUMMARIES = 8
+
+
+async def load_context_parts(
+    session: AsyncSession,
+    playthrough: m.Playthrough,
+    turn_id: int,
+    stories: StoryCache,
+    recent_messages: int,
+) -> ContextParts:
+    """Everything the scene prompt is built from, in a few indexed queries."""
+    state = await load_snapshot(session, playthrough, stories)
+    pid = playthrough.id
+    recent = (
+        await session.execute(
+            select(m.Message.speaker_name, m.Message.content)
+            .outerjoin(m.Turn, m.Turn.id == m.Message.turn_id)
+            .where(
+                m.Message.playthrough_id == pid,
+                (m.Turn.status == "done")
+                | (m.Message.turn_id.is_(None) & (m.Message.kind == "narrator")),
+            )
+            .order_by(m.Message.id.desc())
+            .limit(recent_messages)
+        )
+    ).all()
+    transcript = [Line(speaker, text) for speaker, text in reversed(recent)]
+    inputs = [
+        Line(speaker, text)
+        for speaker, text in (
+            await session.execute(
+                select(m.Message.speaker_name, m.Message.content)
+                .where(m.Message.turn_id == turn_id, m.Message.kind == "player")
+                .order_by(m.Message.id)
+            )
+        ).all()
+    ]
+    knowledge: list[KnownFact] = []
+    for character in state.present_characters():
+        if character.is_player:
+            continue
+        private = await session.scalars(
+            select(m.Knowledge)
+            .where(m.Knowledge.character_id == character.id, m.Knowledge.source != "witnessed")
+            .order_by(m.Knowledge.id)
+            .limit(MAX_PRIVATE_FACTS)
+        )
+        seen = await session.scalars(
+            select(m.Knowledge)
+            .where(m.Knowledge.character_id == character.id, m.Knowledge.source == "witnessed")
+            .order_by(m.Knowledge.turn_number.desc())
+            .limit(MAX_WITNESSED)
+        )
+        for row in [*private, *reversed(seen.all())]:
+            knowledge.append(KnownFact(character.key, row.fact, row.source, row.turn_number))
+    summaries = (
+        await session.scalars(
+            select(m.Memory.content)
+            .where(
+                m.Memory.playthrough_id == pid,
+                m.Memory.kind == "summary",
+                m.Memory.turn_to <= playthrough.turn_count - MAX_SUMMARIES,
+            )
+            .order_by(m.Memory.id.desc())
+            .limit(MAX_SUMMARIES)
+        )
+    ).all()
+    return ContextParts(state, transcript, inputs, knowledge, list(reversed(summaries)))
+
+
+def director_messages(
+    state: Snapshot, posts: list[ScriptPost], inputs: str
+) -> list[dict[str, str]]:
+    """The director sees names and current values, the players' input and the scene."""
+    people = "\n".join(
+        f"- {c.key} = {c.name} ({'player character' if c.is_player else c.role}, "
+        f"{'present' if c.present else 'absent'}, mood: {c.mood or 'unknown'})"
+        for c in state.characters.values()
+        if not c.is_player or c.key in state.player_character_keys()
+    )
+    places = "\n".join(f"- {loc.key} = {loc.name}" for loc in state.locations.values())
+    present = {c.key for c in state.present_characters()}
+    relations = "\n".join(
+        f"- {r.source}->{r.target}: trust {r.trust:+.2f}, affection {r.affection:+.2f}, "
+        f"familiarity {r.familiarity:.2f}"
+        for r in state.relationships.values()
+        if r.source in present and r.target in present
+    )
+    flags = ", ".join(f"{k}={v.value!r}" for k, v in sorted(state.flags.items())) or "none"
+    system = "\n\n".join(
+        [
+            director_instructions(),
+            f"CHARACTERS:\n{people}",
+            f"LOCATIONS (scene is at {state.scene_location}):\n{places}",
+            f"RELATIONSHIPS NOW:\n{relations or '- none among those present'}",
+            f"FLAGS NOW: {flags}",
+        ]
+    )
+    script = "\n".join(f"{p.speaker.name}: {p.text}" for p in posts)
+    user = f"THE PLAYERS:\n{inputs or '(no input)'}\n\nTHE SCENE THAT FOLLOWED:\n{script}\n\n"
+    user += "Return the JSON object now."
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]

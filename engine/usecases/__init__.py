@@ -1,0 +1,1 @@
+"""Engine use cases, grouped by area; `engine.facade.Engine` combines them."""

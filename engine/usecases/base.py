@@ -1,0 +1,121 @@
+"""What every group of use cases shares: the database, stories, LLM, dispatcher and sink."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.db import Database
+from engine.db import models as m
+from engine.dispatcher import ChannelDispatcher
+from engine.errors import NoPlaythrough, NotFound, StoryPaused
+from engine.llm import LLMGateway
+from engine.sink import OutputSink
+from engine.state.editor import StateEditor
+from engine.state.snapshot import Snapshot, StoryCache, load_snapshot
+from engine.stories import StoryCatalog
+
+log = logging.getLogger(__name__)
+
+MAX_INPUT_CHARS = 2_000
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    collect_window_seconds: float = 2.0
+    max_input_chars: int = MAX_INPUT_CHARS
+    context_tokens: int = 8_000
+    max_waiting_inputs: int = 20
+    recent_messages: int = 40
+
+
+class EngineCore:
+    """State shared by the use-case mixins that make up `engine.facade.Engine`."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: StoryCatalog,
+        gateway: LLMGateway,
+        sink: OutputSink,
+        options: EngineOptions | None = None,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.gateway = gateway
+        self.sink = sink
+        self.options = options or EngineOptions()
+        self.stories = StoryCache()
+        self.dispatcher = ChannelDispatcher(
+            self._run_turn_safely,
+            collect_window=self.options.collect_window_seconds,
+            max_waiting=self.options.max_waiting_inputs,
+        )
+
+    async def _run_turn_safely(self, channel_id: int) -> None:
+        raise NotImplementedError  # provided by TurnUseCases
+
+    async def _playthrough(
+        self, session: AsyncSession, channel_id: int, *, running: bool = False
+    ) -> m.Playthrough:
+        """The live playthrough of a channel; `running` also refuses a paused one."""
+        row = await session.scalar(
+            select(m.Playthrough).where(
+                m.Playthrough.channel_id == channel_id, m.Playthrough.status != "ended"
+            )
+        )
+        if row is None:
+            raise NoPlaythrough()
+        if running and row.status == "paused":
+            raise StoryPaused()
+        return row
+
+    async def _snapshot(self, session: AsyncSession, playthrough: m.Playthrough) -> Snapshot:
+        return await load_snapshot(session, playthrough, self.stories)
+
+    def _editor(
+        self,
+        session: AsyncSession,
+        playthrough: m.Playthrough,
+        *,
+        actor: str,
+        user_id: int | None = None,
+        turn_id: int | None = None,
+    ) -> StateEditor:
+        return StateEditor(
+            session, playthrough, actor=actor, actor_user_id=user_id, turn_id=turn_id
+        )
+
+    @staticmethod
+    def _log_event(
+        session: AsyncSession,
+        playthrough: m.Playthrough,
+        kind: str,
+        summary: str,
+        data: dict[str, Any] | None = None,
+        turn_id: int | None = None,
+    ) -> None:
+        session.add(
+            m.EventLog(
+                playthrough_id=playthrough.id,
+                guild_id=playthrough.guild_id,
+                turn_id=turn_id,
+                kind=kind,
+                summary=summary,
+                data=data or {},
+            )
+        )
+
+
+def find_key(name: str, options: dict[str, str], what: str) -> str:
+    """Resolve a key or a display name (case-insensitive) to a key, or name what is unknown."""
+    wanted = name.strip().casefold()
+    for key, display in options.items():
+        if wanted in (key.casefold(), display.casefold()):
+            return key
+    known = ", ".join(sorted(options.values())) or "none"
+    raise NotFound(f"There is no {what} called {name!r} here. Known: {known}.")

@@ -1,0 +1,185 @@
+"""Moderator actions. Each one is recorded as Changes with the moderator's user id, is listed
+in the event log, and is followed by arc progression (a flag set by hand can open an episode).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+from engine.errors import InvalidInput, NotFound
+from engine.results import ChangeView, FlagValue
+from engine.state.arcs import advance_arcs
+from engine.state.editor import RELATIONSHIP_FIELDS, StateEditor
+from engine.state.snapshot import Snapshot
+from engine.stories.schema import AFFECTION_RANGE, FAMILIARITY_RANGE, KEY_PATTERN, TRUST_RANGE
+from engine.usecases.base import EngineCore, find_key
+
+RANGES = {"trust": TRUST_RANGE, "affection": AFFECTION_RANGE, "familiarity": FAMILIARITY_RANGE}
+SCENE_TEXT_FIELDS = ("time_of_day", "weather", "tone")
+Edit = Callable[[StateEditor, Snapshot], Awaitable[None]]
+
+
+class ModerationUseCases(EngineCore):
+    async def _moderate(
+        self, channel_id: int, moderator_id: int, summary: str, edit: Edit
+    ) -> list[ChangeView]:
+        async with self.db.write() as session:
+            pt = await self._playthrough(session, channel_id)
+            state = await self._snapshot(session, pt)
+            editor = self._editor(session, pt, actor="moderator", user_id=moderator_id)
+            await edit(editor, state)
+            await advance_arcs(
+                editor, lambda: self._snapshot(session, pt), "after a moderator edit"
+            )
+            self._log_event(
+                session,
+                pt,
+                "edit",
+                summary,
+                {"user_id": moderator_id, "changes": [c.describe() for c in editor.changes]},
+            )
+            return editor.changes
+
+    async def set_flag(
+        self, channel_id: int, moderator_id: int, name: str, value: FlagValue
+    ) -> list[ChangeView]:
+        name = name.strip()
+        if not re.match(KEY_PATTERN, name) or len(name) > 48:
+            raise InvalidInput(
+                "A flag name uses lowercase letters, digits and underscores, starting with a "
+                "letter (for example `gate_open`)."
+            )
+
+        async def edit(editor: StateEditor, state: Snapshot) -> None:
+            await editor.set("flag", name, value, "set by a moderator")
+
+        return await self._moderate(channel_id, moderator_id, f"flag {name} = {value!r}", edit)
+
+    async def unset_flag(self, channel_id: int, moderator_id: int, name: str) -> list[ChangeView]:
+        async def edit(editor: StateEditor, state: Snapshot) -> None:
+            if name not in state.flags:
+                raise NotFound(
+                    f"There is no flag {name!r}. Flags: {', '.join(state.flags) or 'none'}."
+                )
+            await editor.set("flag", name, None, "unset by a moderator")
+
+        return await self._moderate(channel_id, moderator_id, f"flag {name} unset", edit)
+
+    async def set_relationship(
+        self,
+        channel_id: int,
+        moderator_id: int,
+        source: str,
+        target: str,
+        *,
+        trust: float | None = None,
+        affection: float | None = None,
+        familiarity: float | None = None,
+    ) -> list[ChangeView]:
+        values = {"trust": trust, "affection": affection, "familiarity": familiarity}
+        for field, value in values.items():
+            low, high = RANGES[field]
+            if value is not None and not low <= value <= high:
+                raise InvalidInput(f"{field} must be between {low:g} and {high:g}.")
+        if all(v is None for v in values.values()):
+            raise InvalidInput("Give at least one of trust, affection or familiarity.")
+
+        async def edit(editor: StateEditor, state: Snapshot) -> None:
+            names = {k: c.name for k, c in state.characters.items()}
+            a = find_key(source, names, "character")
+            b = find_key(target, names, "character")
+            if a == b:
+                raise InvalidInput("A character has no relationship with itself.")
+            for field in RELATIONSHIP_FIELDS:
+                value = values[field]
+                if value is not None:
+                    await editor.set(field, f"{a}->{b}", float(value), "set by a moderator")
+
+        return await self._moderate(
+            channel_id, moderator_id, f"relationship {source} -> {target} set", edit
+        )
+
+    async def set_scene(
+        self,
+        channel_id: int,
+        moderator_id: int,
+        *,
+        location: str | None = None,
+        time_of_day: str | None = None,
+        weather: str | None = None,
+        tone: str | None = None,
+    ) -> list[ChangeView]:
+        texts = {"time_of_day": time_of_day, "weather": weather, "tone": tone}
+        for field, value in texts.items():
+            if value is not None and not 0 < len(value.strip()) <= 100:
+                raise InvalidInput(f"{field.replace('_', ' ')} needs 1 to 100 characters.")
+
+        async def edit(editor: StateEditor, state: Snapshot) -> None:
+            if location is not None:
+                names = {k: loc.name for k, loc in state.locations.items()}
+                key = find_key(location, names, "location")
+                await editor.set("scene", "location", key, "moved by a moderator")
+                # Characters who are present move along with the scene.
+                for c in state.present_characters():
+                    await editor.set("location", c.key, key, "moved with the scene")
+            for field, value in texts.items():
+                if value is not None:
+                    await editor.set("scene", field, value.strip(), "set by a moderator")
+
+        return await self._moderate(channel_id, moderator_id, "scene changed", edit)
+
+    async def character_enter(
+        self, channel_id: int, moderator_id: int, character: str
+    ) -> list[ChangeView]:
+        return await self._presence(channel_id, moderator_id, character, True)
+
+    async def character_leave(
+        self, channel_id: int, moderator_id: int, character: str
+    ) -> list[ChangeView]:
+        return await self._presence(channel_id, moderator_id, character, False)
+
+    async def _presence(
+        self, channel_id: int, moderator_id: int, character: str, present: bool
+    ) -> list[ChangeView]:
+        async def edit(editor: StateEditor, state: Snapshot) -> None:
+            names = {k: c.name for k, c in state.characters.items() if not c.is_player}
+            key = find_key(character, names, "story character")
+            if state.characters[key].present == present:
+                where = "already in" if present else "not in"
+                raise InvalidInput(f"{names[key]} is {where} the scene.")
+            await editor.set("present", key, present, "by a moderator")
+            if present and state.scene_location:
+                await editor.set("location", key, state.scene_location, "joined the scene")
+
+        verb = "enters" if present else "leaves"
+        return await self._moderate(channel_id, moderator_id, f"{character} {verb}", edit)
+
+    async def complete_episode(
+        self, channel_id: int, moderator_id: int, arc: str, episode: str
+    ) -> list[ChangeView]:
+        return await self._episode(channel_id, moderator_id, arc, episode, "completed")
+
+    async def reopen_episode(
+        self, channel_id: int, moderator_id: int, arc: str, episode: str
+    ) -> list[ChangeView]:
+        return await self._episode(channel_id, moderator_id, arc, episode, "active")
+
+    async def _episode(
+        self, channel_id: int, moderator_id: int, arc: str, episode: str, status: str
+    ) -> list[ChangeView]:
+        async def edit(editor: StateEditor, state: Snapshot) -> None:
+            arcs = {a.key: a for a in state.story.arcs}
+            arc_key = find_key(arc, {k: a.title for k, a in arcs.items()}, "arc")
+            episodes = {e.key: e for e in arcs[arc_key].episodes}
+            ep_key = find_key(episode, {k: e.title for k, e in episodes.items()}, "episode")
+            if state.arcs[arc_key].status != "active":
+                await editor.set("arc", arc_key, "active", "by a moderator")
+            await editor.set("episode", f"{arc_key}/{ep_key}", status, "by a moderator")
+            if status == "completed":
+                for name, value in episodes[ep_key].sets_flags.items():
+                    await editor.set("flag", name, value, "episode completed by a moderator")
+
+        return await self._moderate(
+            channel_id, moderator_id, f"episode {arc}/{episode} {status}", edit
+        )

@@ -1,0 +1,256 @@
+"""Joining and leaving a story, and players' input."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.db import models as m
+from engine.errors import InvalidInput, NotFound, NotPlaying
+from engine.results import InputReceipt, PlayerInfo
+from engine.state.setup import relationship_rows
+from engine.usecases.base import EngineCore, find_key
+
+MAX_NAME_CHARS = 40
+MAX_DESCRIPTION_CHARS = 300
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", name.casefold()).strip("_")
+    return slug if slug and slug[0].isalpha() else f"pc_{slug or 'player'}"
+
+
+class PlayerUseCases(EngineCore):
+    async def join(
+        self,
+        channel_id: int,
+        user_id: int,
+        display_name: str,
+        *,
+        character: str | None = None,
+        description: str = "",
+    ) -> PlayerInfo:
+        """Join with a suggested character (key or name) or a new one of your own."""
+        name = (character or display_name).strip()
+        description = description.strip()
+        if not name or len(name) > MAX_NAME_CHARS:
+            raise InvalidInput(f"A character name needs 1 to {MAX_NAME_CHARS} characters.")
+        if len(description) > MAX_DESCRIPTION_CHARS:
+            raise InvalidInput(
+                f"Keep the description under {MAX_DESCRIPTION_CHARS} characters "
+                f"(it has {len(description)})."
+            )
+        async with self.db.write() as session:
+            pt = await self._playthrough(session, channel_id)
+            story = self.stories.get(
+                pt.story_id, (await session.get_one(m.Story, pt.story_id)).data
+            )
+            current = await session.scalar(
+                select(m.Player).where(
+                    m.Player.playthrough_id == pt.id,
+                    m.Player.user_id == user_id,
+                    m.Player.left_at.is_(None),
+                )
+            )
+            characters = {
+                row.key: row
+                for row in await session.scalars(
+                    select(m.Character).where(m.Character.playthrough_id == pt.id)
+                )
+            }
+            if current is not None:
+                mine = next(c for c in characters.values() if c.id == current.character_id)
+                raise InvalidInput(f"You are already playing {mine.name} in this story.")
+            suggested = {pc.key: pc for pc in story.player_characters}
+            key: str | None = None
+            if character is not None and any(
+                character.strip().casefold() in (pc.key, pc.name.casefold())
+                for pc in suggested.values()
+            ):
+                key = find_key(character, {k: pc.name for k, pc in suggested.items()}, "character")
+            if key is not None:
+                spec = suggested[key]
+                taken_by = await session.scalar(
+                    select(m.Player.display_name)
+                    .join(m.Character, m.Character.id == m.Player.character_id)
+                    .where(
+                        m.Player.playthrough_id == pt.id,
+                        m.Player.left_at.is_(None),
+                        m.Character.key == key,
+                    )
+                )
+                if taken_by is not None:
+                    raise InvalidInput(f"{spec.name} is already played by {taken_by}.")
+                name, description = spec.name, description or spec.description
+                appearance = spec.appearance
+            else:
+                npc = next(
+                    (
+                        c
+                        for c in characters.values()
+                        if c.role != "player" and c.name.casefold() == name.casefold()
+                    ),
+                    None,
+                )
+                if npc is not None:
+                    raise InvalidInput(
+                        f"{npc.name} is a character of the story; pick another name."
+                    )
+                key = _slug(name)
+                appearance = ""
+            scene = await session.scalar(select(m.Scene).where(m.Scene.playthrough_id == pt.id))
+            row = characters.get(key)
+            if row is not None and (row.role != "player" or key not in suggested):
+                # The key is taken by a story character or someone's own character.
+                suffix = 2
+                while f"{key}_{suffix}" in characters:
+                    suffix += 1
+                key, row = f"{key}_{suffix}", None
+            if row is None:
+                row = m.Character(
+                    playthrough_id=pt.id,
+                    key=key,
+                    name=name,
+                    role="player",
+                    appearance=appearance,
+                    personality=description,
+                    traits=[],
+                    present=True,
+                    location_id=scene.location_id if scene else None,
+                )
+                session.add(row)
+                await session.flush()
+                characters[key] = row
+                session.add_all(relationship_rows(pt.id, story, characters, involving=key))
+            else:
+                row.present = True
+                row.location_id = scene.location_id if scene else row.location_id
+            session.add(
+                m.Player(
+                    playthrough_id=pt.id,
+                    user_id=user_id,
+                    display_name=display_name,
+                    character_id=row.id,
+                )
+            )
+            self._log_event(
+                session,
+                pt,
+                "edit",
+                f"{display_name} joined as {row.name}",
+                {"user_id": user_id, "character": key},
+            )
+            return PlayerInfo(user_id, display_name, key, row.name, row.personality)
+
+    async def leave(self, channel_id: int, user_id: int) -> PlayerInfo:
+        async with self.db.write() as session:
+            pt = await self._playthrough(session, channel_id)
+            info = await self._active_player(session, pt.id, user_id)
+            editor = self._editor(session, pt, actor="player", user_id=user_id)
+            await editor.set("player", str(user_id), "left", "left the story")
+            await editor.set("present", info.character_key, False, "their player left")
+            self._log_event(session, pt, "edit", f"{info.display_name} left")
+            return info
+
+    async def remove_player(self, channel_id: int, user_id: int, moderator_id: int) -> PlayerInfo:
+        async with self.db.write() as session:
+            pt = await self._playthrough(session, channel_id)
+            info = await self._active_player(session, pt.id, user_id, yourself=False)
+            editor = self._editor(session, pt, actor="moderator", user_id=moderator_id)
+            await editor.set("player", str(user_id), "left", "removed by a moderator")
+            await editor.set("present", info.character_key, False, "their player was removed")
+            self._log_event(
+                session,
+                pt,
+                "edit",
+                f"moderator removed {info.display_name}",
+                {"user_id": moderator_id, "removed": user_id},
+            )
+            return info
+
+    async def players(self, channel_id: int) -> list[PlayerInfo]:
+        async with self.db.read() as session:
+            pt = await self._playthrough(session, channel_id)
+            rows = await session.execute(
+                select(m.Player, m.Character)
+                .join(m.Character, m.Character.id == m.Player.character_id)
+                .where(m.Player.playthrough_id == pt.id, m.Player.left_at.is_(None))
+                .order_by(m.Player.id)
+            )
+            return [
+                PlayerInfo(p.user_id, p.display_name, c.key, c.name, c.personality)
+                for p, c in rows.tuples()
+            ]
+
+    async def _active_player(
+        self, session: AsyncSession, playthrough_id: int, user_id: int, *, yourself: bool = True
+    ) -> PlayerInfo:
+        found = (
+            await session.execute(
+                select(m.Player, m.Character)
+                .join(m.Character, m.Character.id == m.Player.character_id)
+                .where(
+                    m.Player.playthrough_id == playthrough_id,
+                    m.Player.user_id == user_id,
+                    m.Player.left_at.is_(None),
+                )
+            )
+        ).first()
+        if found is None:
+            if yourself:
+                raise NotPlaying("You are not playing in this story; use /join first.")
+            raise NotFound("That user is not playing in this story.")
+        player, character = found.tuple()
+        return PlayerInfo(
+            user_id, player.display_name, character.key, character.name, character.personality
+        )
+
+    async def submit_input(
+        self,
+        channel_id: int,
+        user_id: int,
+        text: str,
+        *,
+        action: bool = False,
+        discord_message_id: int | None = None,
+    ) -> InputReceipt:
+        """Store a player's words (or an action) for the channel's next turn, then queue it."""
+        text = text.strip()
+        if not text:
+            raise InvalidInput("There is nothing to say: the message is empty.")
+        limit = self.options.max_input_chars
+        if len(text) > limit:
+            raise InvalidInput(
+                f"That is {len(text)} characters; keep one input under {limit} and split the rest."
+            )
+        self.dispatcher.check_capacity(channel_id)
+        async with self.db.write() as session:
+            pt = await self._playthrough(session, channel_id, running=True)
+            if discord_message_id is not None:
+                seen = await session.scalar(
+                    select(m.Message.id).where(m.Message.discord_message_id == discord_message_id)
+                )
+                if seen is not None:
+                    return InputReceipt(seen, duplicate=True)
+            info = await self._active_player(session, pt.id, user_id)
+            character_id = await session.scalar(
+                select(m.Character.id).where(
+                    m.Character.playthrough_id == pt.id, m.Character.key == info.character_key
+                )
+            )
+            row = m.Message(
+                playthrough_id=pt.id,
+                kind="player",
+                author_user_id=user_id,
+                character_id=character_id,
+                speaker_name=info.character_name,
+                content=f"*{text}*" if action else text,
+                discord_message_id=discord_message_id,
+            )
+            session.add(row)
+            await session.flush()
+            receipt = InputReceipt(row.id, duplicate=False)
+        self.dispatcher.signal_input(channel_id)
+        return receipt

@@ -1,0 +1,114 @@
+"""Undo, retry and crash recovery. Undo and retry run in the channel's queue, after any turn
+already underway, so they never race a turn of the same channel."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.db import models as m
+from engine.errors import InvalidInput
+from engine.results import ChangeView
+from engine.turns.pipeline import TurnPipeline
+
+
+class TurnUseCases(TurnPipeline):
+    async def undo(self, channel_id: int, user_id: int | None = None) -> int:
+        """Take back the last turn: every change it made is reverted and its posts leave the
+        transcript. Returns the number of the turn undone."""
+        return await self.dispatcher.run_job(channel_id, lambda: self._undo(channel_id, user_id))
+
+    async def _undo(self, channel_id: int, user_id: int | None) -> int:
+        async with self.db.write() as session:
+            pt = await self._playthrough(session, channel_id)
+            turn = await self._last_done_turn(session, pt.id)
+            number = pt.turn_count
+            await self._revert(session, pt, turn)
+            turn.status = "undone"
+            self._log_event(
+                session, pt, "edit", f"turn {number} undone", {"user_id": user_id}, turn_id=turn.id
+            )
+            return number
+
+    async def retry(self, channel_id: int, user_id: int | None = None) -> None:
+        """Write the last turn again: a failed turn is run again with the same input; a
+        finished one is reverted and regenerated."""
+        await self.dispatcher.run_job(channel_id, lambda: self._retry(channel_id, user_id))
+
+    async def _retry(self, channel_id: int, user_id: int | None) -> None:
+        async with self.db.write() as session:
+            pt = await self._playthrough(session, channel_id, running=True)
+            pending = await session.scalar(
+                select(m.Message.id).where(
+                    m.Message.playthrough_id == pt.id,
+                    m.Message.turn_id.is_(None),
+                    m.Message.kind == "player",
+                )
+            )
+            if pending is None:
+                turn = await self._last_done_turn(session, pt.id)
+                await self._revert(session, pt, turn)
+                await session.execute(
+                    delete(m.Message).where(
+                        m.Message.turn_id == turn.id, m.Message.kind != "player"
+                    )
+                )
+                turn.status = "generating"
+                self._log_event(
+                    session,
+                    pt,
+                    "edit",
+                    f"turn {pt.turn_count + 1} regenerated",
+                    {"user_id": user_id},
+                    turn_id=turn.id,
+                )
+        # Already inside the channel's queue: run the turn now, without a collect window.
+        await self._run_turn(channel_id)
+
+    async def _last_done_turn(self, session: AsyncSession, playthrough_id: int) -> m.Turn:
+        turn = await session.scalar(
+            select(m.Turn)
+            .where(m.Turn.playthrough_id == playthrough_id, m.Turn.status == "done")
+            .order_by(m.Turn.number.desc())
+        )
+        if turn is None:
+            raise InvalidInput("There is no turn to take back yet.")
+        return turn
+
+    async def _revert(
+        self, session: AsyncSession, pt: m.Playthrough, turn: m.Turn
+    ) -> list[ChangeView]:
+        editor = self._editor(session, pt, actor="undo")
+        await editor.revert_turn(turn.id)
+        pt.turn_count -= 1
+        await session.execute(
+            delete(m.Memory).where(
+                m.Memory.playthrough_id == pt.id, m.Memory.turn_to > pt.turn_count
+            )
+        )
+        return editor.changes
+
+    async def recover(self) -> list[int]:
+        """At start-up: resume every channel with input waiting or a turn left unfinished."""
+        async with self.db.read() as session:
+            channels = (
+                await session.scalars(
+                    select(m.Playthrough.channel_id)
+                    .where(m.Playthrough.status == "active")
+                    .where(
+                        or_(
+                            m.Playthrough.id.in_(
+                                select(m.Turn.playthrough_id).where(m.Turn.status == "generating")
+                            ),
+                            m.Playthrough.id.in_(
+                                select(m.Message.playthrough_id).where(
+                                    m.Message.turn_id.is_(None), m.Message.kind == "player"
+                                )
+                            ),
+                        )
+                    )
+                )
+            ).all()
+        for channel_id in channels:
+            self.dispatcher.resume(channel_id)
+        return list(channels)
