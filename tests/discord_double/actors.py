@@ -16,11 +16,20 @@ from .gateway import (
     GUILD_MESSAGE_REACTIONS,
     GUILD_MESSAGE_TYPING,
     GUILDS,
+    Gateway,
 )
-from .state import Channel, ChannelType, Guild, Member, Message, Overwrite, Perm, Role, User
-
-if TYPE_CHECKING:
-    from .double import DiscordDouble
+from .state import (
+    Channel,
+    ChannelType,
+    Guild,
+    Member,
+    Message,
+    Overwrite,
+    Perm,
+    Role,
+    User,
+    World,
+)
 
 
 def _id(obj: Any) -> int:
@@ -28,10 +37,22 @@ def _id(obj: Any) -> int:
 
 
 class ActorsMixin:
+    """Mixed into DiscordDouble, which provides these attributes and methods."""
+
+    world: World
+    gateway: Gateway
+    typing: list[tuple[int, int]]
+    if TYPE_CHECKING:
+
+        def publish_create(self, m: Message) -> Message: ...
+        def publish_update(self, m: Message) -> None: ...
+        def publish_delete(self, m: Message) -> None: ...
+        def _notify(self) -> None: ...
+
     # -- building the world --------------------------------------------------------------
 
     def create_user(
-        self: DiscordDouble,
+        self,
         username: str,
         *,
         global_name: str | None = None,
@@ -41,7 +62,7 @@ class ActorsMixin:
         return self.world.add_user(username, global_name=global_name, avatar=avatar, bot=bot)
 
     def create_guild(
-        self: DiscordDouble,
+        self,
         name: str = "Test Guild",
         *,
         owner: User | None = None,
@@ -62,30 +83,30 @@ class ActorsMixin:
             self._emit_guild_create(guild)
         return guild
 
-    def add_bot_to_guild(self: DiscordDouble, guild: Guild, permissions: int) -> None:
+    def add_bot_to_guild(self, guild: Guild, permissions: int) -> None:
         role = self.world.add_role(guild, self.world.bot.username, permissions, managed=True)
         self.world.add_member(guild, self.world.bot, [role])
         self._emit_guild_create(guild)
 
-    def _emit_guild_create(self: DiscordDouble, guild: Guild) -> None:
+    def _emit_guild_create(self, guild: Guild) -> None:
         def build(intents: int) -> dict[str, Any]:
             return payloads.guild(guild, self.world, with_members=bool(intents & GUILD_MEMBERS))
 
         self.gateway.dispatch("GUILD_CREATE", build, GUILDS)
 
-    def create_role(self: DiscordDouble, guild: Guild, name: str, permissions: int = 0) -> Role:
+    def create_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
         role = self.world.add_role(guild, name, permissions)
         data = {"guild_id": str(guild.id), "role": payloads.role(role)}
         self.gateway.dispatch("GUILD_ROLE_CREATE", data, GUILDS)
         return role
 
-    def set_role_permissions(self: DiscordDouble, role: Role, permissions: int) -> None:
+    def set_role_permissions(self, role: Role, permissions: int) -> None:
         role.permissions = permissions
         data = {"guild_id": str(role.guild_id), "role": payloads.role(role)}
         self.gateway.dispatch("GUILD_ROLE_UPDATE", data, GUILDS)
 
     def add_member(
-        self: DiscordDouble,
+        self,
         guild: Guild,
         user: User,
         *,
@@ -101,7 +122,7 @@ class ActorsMixin:
         )
         return member
 
-    def give_role(self: DiscordDouble, guild: Guild, user: User, role: Role) -> None:
+    def give_role(self, guild: Guild, user: User, role: Role) -> None:
         member = self.world.members[(guild.id, user.id)]
         if role.id not in member.role_ids:
             member.role_ids.append(role.id)
@@ -109,7 +130,7 @@ class ActorsMixin:
         self.gateway.dispatch("GUILD_MEMBER_UPDATE", data, GUILD_MEMBERS)
 
     def create_channel(
-        self: DiscordDouble,
+        self,
         guild: Guild,
         name: str,
         *,
@@ -134,7 +155,7 @@ class ActorsMixin:
         return channel
 
     def set_overwrite(
-        self: DiscordDouble, channel: Channel, target: Role | User, *, allow: int = 0, deny: int = 0
+        self, channel: Channel, target: Role | User, *, allow: int = 0, deny: int = 0
     ) -> None:
         """Channel permission overwrite for a role (or @everyone: the guild's id) or a member."""
         kind = 0 if isinstance(target, Role) else 1
@@ -143,7 +164,7 @@ class ActorsMixin:
         self.gateway.dispatch("CHANNEL_UPDATE", payloads.channel(channel, self.world), GUILDS)
 
     def create_thread(
-        self: DiscordDouble,
+        self,
         parent: Channel,
         name: str,
         *,
@@ -163,7 +184,7 @@ class ActorsMixin:
         self.gateway.dispatch("THREAD_CREATE", data, GUILDS)
         return thread
 
-    def dm_channel(self: DiscordDouble, user: User) -> Channel:
+    def dm_channel(self, user: User) -> Channel:
         """The DM channel between ``user`` and the bot (created on first use)."""
         for ch in self.world.channels.values():
             if ch.type == ChannelType.DM and ch.recipient_ids == [user.id]:
@@ -175,7 +196,7 @@ class ActorsMixin:
     # -- acting as a user ----------------------------------------------------------------
 
     async def user_sends(
-        self: DiscordDouble,
+        self,
         user: User,
         channel: Channel,
         content: str = "",
@@ -211,23 +232,21 @@ class ActorsMixin:
             }
         return self.publish_create(message)
 
-    async def user_edits(self: DiscordDouble, message: Message, content: str) -> None:
+    async def user_edits(self, message: Message, content: str) -> None:
         message.content = content
         message.edited_at = dt.datetime.now(dt.UTC)
         self.publish_update(message)
 
-    async def user_deletes(self: DiscordDouble, message: Message) -> None:
+    async def user_deletes(self, message: Message) -> None:
         self.publish_delete(message)
 
-    async def user_reacts(self: DiscordDouble, user: User, message: Message, emoji: str) -> None:
+    async def user_reacts(self, user: User, message: Message, emoji: str) -> None:
         users = message.reactions.setdefault(emoji, [])
         if user.id not in users:
             users.append(user.id)
         self.emit_reaction("MESSAGE_REACTION_ADD", message, user.id, emoji)
 
-    def emit_reaction(
-        self: DiscordDouble, event: str, m: Message, user_id: int, emoji: str
-    ) -> None:
+    def emit_reaction(self, event: str, m: Message, user_id: int, emoji: str) -> None:
         data: dict[str, Any] = {
             "user_id": str(user_id),
             "channel_id": str(m.channel_id),
@@ -241,10 +260,10 @@ class ActorsMixin:
         intent = GUILD_MESSAGE_REACTIONS if m.guild_id is not None else DIRECT_MESSAGES << 1
         self.gateway.dispatch(event, data, intent)
 
-    async def user_types(self: DiscordDouble, user: User, channel: Channel) -> None:
+    async def user_types(self, user: User, channel: Channel) -> None:
         self.emit_typing(channel, user.id)
 
-    def emit_typing(self: DiscordDouble, channel: Channel, user_id: int) -> None:
+    def emit_typing(self, channel: Channel, user_id: int) -> None:
         self.typing.append((channel.id, user_id))
         data: dict[str, Any] = {
             "channel_id": str(channel.id),

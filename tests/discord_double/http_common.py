@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from .errors import ApiError
 
@@ -96,12 +96,12 @@ async def body_of(request: web.Request) -> dict[str, Any]:
     elif request.content_type.startswith("multipart/"):
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
             if part.name == "payload_json":
-                body = json.loads(await part.text())  # type: ignore[union-attr]
+                body = json.loads(await part.text())
             elif part.filename:
-                files.append(
-                    (part.name or "", part.filename, bytes(await part.read()))  # type: ignore[union-attr]
-                )
+                files.append((part.name or "", part.filename, bytes(await part.read())))
     request[BODY] = body if isinstance(body, dict) else {"_": body}
     request[FILES] = files
     return request[BODY]  # type: ignore[no-any-return]

@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors, payloads
 from .errors import ApiError, validate_message
-from .state import Channel, Message, Role, User
+from .gateway import Gateway
+from .state import Channel, Message, Role, User, World
 from .views import EPHEMERAL, LOADING
-
-if TYPE_CHECKING:
-    from .double import DiscordDouble
 
 APPLICATION_COMMAND, COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 2, 3, 4, 5
 OPTION_TYPES = {str: 3, int: 4, bool: 5, float: 10}
@@ -51,13 +49,24 @@ class Invocation:
 
 
 class InteractionsMixin:
+    """Mixed into DiscordDouble, which provides these attributes and methods."""
+
+    world: World
+    gateway: Gateway
+    if TYPE_CHECKING:
+
+        def publish_create(self, m: Message) -> Message: ...
+        def publish_update(self, m: Message) -> None: ...
+        def publish_delete(self, m: Message) -> None: ...
+        def _notify(self) -> None: ...
+
     def __init__(self) -> None:
         self.invocations: dict[int, Invocation] = {}
         self.interaction_deadline = 3.0  # seconds to send the initial callback, as on Discord
 
     # -- test side -------------------------------------------------------------------------
 
-    def find_command(self: DiscordDouble, name: str, guild_id: int | None) -> dict[str, Any]:
+    def find_command(self, name: str, guild_id: int | None) -> dict[str, Any]:
         for scope in (guild_id, None):
             for cmd in self.world.commands.get(scope, []):
                 if cmd["name"] == name and cmd.get("type", 1) == 1:
@@ -65,7 +74,7 @@ class InteractionsMixin:
         raise LookupError(f"/{name} is not registered: did the bot sync its command tree?")
 
     async def run_slash_command(
-        self: DiscordDouble,
+        self,
         user: User,
         channel: Channel,
         name: str,
@@ -94,7 +103,7 @@ class InteractionsMixin:
         return inv
 
     async def autocomplete(
-        self: DiscordDouble,
+        self,
         user: User,
         channel: Channel,
         name: str,
@@ -112,7 +121,7 @@ class InteractionsMixin:
         return inv.choices or []
 
     async def press_button(
-        self: DiscordDouble,
+        self,
         user: User,
         message: Message,
         custom_id: str,
@@ -131,7 +140,7 @@ class InteractionsMixin:
         return inv
 
     async def submit_modal(
-        self: DiscordDouble,
+        self,
         user: User,
         channel: Channel,
         custom_id: str,
@@ -150,7 +159,7 @@ class InteractionsMixin:
         return inv
 
     def _command_data(
-        self: DiscordDouble,
+        self,
         user: User,
         channel: Channel,
         name: str,
@@ -178,11 +187,11 @@ class InteractionsMixin:
     def _sub_schema(parent: dict[str, Any], path: str, part: str) -> dict[str, Any]:
         for opt in parent.get("options") or []:
             if opt["name"] == part and opt["type"] in (1, 2):
-                return opt
+                return dict(opt)
         raise LookupError(f"no sub-command {part!r} in {path!r}")
 
     def _build_options(
-        self: DiscordDouble,
+        self,
         schema: list[dict[str, Any]],
         values: dict[str, Any],
         resolved: dict[str, dict[str, Any]],
@@ -212,7 +221,7 @@ class InteractionsMixin:
         return options
 
     def _resolve(
-        self: DiscordDouble,
+        self,
         kind: int,
         value: Any,
         resolved: dict[str, dict[str, Any]],
@@ -238,7 +247,7 @@ class InteractionsMixin:
         return value
 
     def _dispatch_interaction(
-        self: DiscordDouble,
+        self,
         kind: int,
         user: User,
         channel: Channel,
@@ -283,18 +292,16 @@ class InteractionsMixin:
 
     # -- bot side (called from REST routes) -------------------------------------------------
 
-    def invocation_for(self: DiscordDouble, interaction_id: int, token: str) -> Invocation:
+    def invocation_for(self, interaction_id: int, token: str) -> Invocation:
         inv = self.invocations.get(interaction_id)
         if inv is None or inv.token != token:
             raise errors.unknown("interaction", errors.UNKNOWN_INTERACTION)
         return inv
 
-    def invocation_by_token(self: DiscordDouble, token: str) -> Invocation | None:
+    def invocation_by_token(self, token: str) -> Invocation | None:
         return next((i for i in self.invocations.values() if i.token == token), None)
 
-    def handle_callback(
-        self: DiscordDouble, inv: Invocation, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    def handle_callback(self, inv: Invocation, body: dict[str, Any]) -> dict[str, Any]:
         if inv.response_type is not None:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
         if asyncio.get_running_loop().time() - inv.created > self.interaction_deadline:
@@ -326,9 +333,7 @@ class InteractionsMixin:
             result["resource"] = {"type": kind, "message": payloads.message(message, self.world)}
         return result
 
-    def _response_message(
-        self: DiscordDouble, inv: Invocation, data: dict[str, Any], *, loading: bool
-    ) -> Message:
+    def _response_message(self, inv: Invocation, data: dict[str, Any], *, loading: bool) -> Message:
         world = self.world
         m = Message(world.ids.next(), inv.channel.id, inv.channel.guild_id, world.bot)
         m.webhook_id = m.application_id = world.application_id
@@ -351,9 +356,7 @@ class InteractionsMixin:
             inv.followups.append(m)
         return self.publish_create(m)
 
-    def apply_edit(
-        self: DiscordDouble, m: Message, data: dict[str, Any], *, edited: bool = True
-    ) -> None:
+    def apply_edit(self, m: Message, data: dict[str, Any], *, edited: bool = True) -> None:
         """Apply a message body (content, embeds, components, allowed_mentions) to ``m``."""
         for key in ("content", "embeds", "components", "allowed_mentions", "attachments"):
             if key in data:
@@ -366,7 +369,7 @@ class InteractionsMixin:
             m.edited_at = dt.datetime.now(dt.UTC)
         m.flags &= ~LOADING
 
-    def followup(self: DiscordDouble, inv: Invocation, data: dict[str, Any]) -> Message:
+    def followup(self, inv: Invocation, data: dict[str, Any]) -> Message:
         """A followup; the first one after a deferral replaces the 'thinking…' message."""
         if inv.response_type is None:
             raise errors.unknown("Webhook", errors.UNKNOWN_WEBHOOK)

@@ -53,7 +53,9 @@ def bot_view(request: web.Request, m: Message) -> dict[str, Any]:
     return payloads.message(m, world, full_content=full)
 
 
-def store_files(request: web.Request, body: dict[str, Any], keep: list[dict[str, Any]]) -> list:
+def store_files(
+    request: web.Request, body: dict[str, Any], keep: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Attachments: those kept from before plus files uploaded with this request."""
     double = double_of(request)
     described = {str(a.get("id")): a for a in body.get("attachments") or []}

@@ -43,7 +43,7 @@ class SeenMessage:
 def author_shown(m: Message, world: World) -> tuple[str, str | None]:
     """The name and avatar URL the Discord client renders next to a message."""
     if m.is_webhook_persona:
-        hook = world.webhooks.get(m.webhook_id)
+        hook = world.webhooks.get(m.webhook_id or 0)
         name = m.username or (hook.name if hook else m.author.username)
         if m.avatar_url:
             return name, m.avatar_url
