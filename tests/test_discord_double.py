@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 import discord
@@ -16,7 +17,7 @@ TIMEOUT = 5.0
 
 
 class MiniBot(discord.Client):
-    """A small bot: slash commands, a webhook command, and a log of what it received."""
+    """A small bot: slash commands, a button view and a modal; it logs the messages it gets."""
 
     def __init__(self, *, message_content: bool = True) -> None:
         intents = discord.Intents.default()
@@ -88,11 +89,14 @@ class MiniBot(discord.Client):
     async def on_resumed(self) -> None:
         self.resumed.set()
 
-    async def next_message(self, predicate: object = None) -> discord.Message:
+    async def next_message(
+        self, predicate: Callable[[discord.Message], bool] = lambda _: True
+    ) -> discord.Message:
+        """The first received message matching ``predicate`` (waiting up to TIMEOUT)."""
         async with asyncio.timeout(TIMEOUT):
             while True:
                 for m in self.seen:
-                    if predicate is None or predicate(m):  # type: ignore[operator]
+                    if predicate(m):
                         return m
                 self._got_message.clear()
                 await self._got_message.wait()
@@ -125,7 +129,12 @@ class Scene:
     channel: Channel
     alice: User
     mod: User
-    extra: dict[str, object] = field(default_factory=dict)
+
+
+def text_channel(bot: discord.Client, channel: Channel) -> discord.TextChannel:
+    found = bot.get_channel(channel.id)
+    assert isinstance(found, discord.TextChannel)
+    return found
 
 
 @pytest.fixture
@@ -231,8 +240,7 @@ async def test_webhook_post_with_persona_then_edit(
 ) -> None:
     bot = MiniBot()
     async with discord_double.running(bot):
-        channel = bot.get_channel(scene.channel.id)
-        assert isinstance(channel, discord.TextChannel)
+        channel = text_channel(bot, scene.channel)
         hook = await channel.create_webhook(name="Dreamwalkers narrator")
         assert [h.id for h in await channel.webhooks()] == [hook.id]
         sent = await hook.send(
@@ -257,8 +265,7 @@ async def test_webhook_create_needs_manage_webhooks(discord_double: DiscordDoubl
     story = discord_double.create_channel(guild, "story")
     bot = MiniBot()
     async with discord_double.running(bot):
-        channel = bot.get_channel(story.id)
-        assert isinstance(channel, discord.TextChannel)
+        channel = text_channel(bot, story)
         with pytest.raises(discord.Forbidden) as caught:
             await channel.create_webhook(name="Narrator")
         assert caught.value.code == 50013
@@ -269,8 +276,7 @@ async def test_rate_limited_webhook_execute_is_retried_and_delivered_once(
 ) -> None:
     bot = MiniBot()
     async with discord_double.running(bot):
-        channel = bot.get_channel(scene.channel.id)
-        assert isinstance(channel, discord.TextChannel)
+        channel = text_channel(bot, scene.channel)
         hook = await channel.create_webhook(name="Narrator")
         discord_double.rate_limit("POST", rf"^/webhooks/{hook.id}/", retry_after=0.05)
         await asyncio.wait_for(hook.send("Once.", username="Narrator", wait=True), TIMEOUT)
@@ -282,8 +288,7 @@ async def test_rate_limited_webhook_execute_is_retried_and_delivered_once(
 async def test_deleted_webhook_is_unknown(discord_double: DiscordDouble, scene: Scene) -> None:
     bot = MiniBot()
     async with discord_double.running(bot):
-        channel = bot.get_channel(scene.channel.id)
-        assert isinstance(channel, discord.TextChannel)
+        channel = text_channel(bot, scene.channel)
         hook = await channel.create_webhook(name="Narrator")
         discord_double.delete_webhook(hook.id)  # a moderator removes it in Discord
         with pytest.raises(discord.NotFound) as caught:
@@ -351,8 +356,7 @@ async def test_content_blanked_without_message_content_intent(
 async def test_overlong_content_is_a_400(discord_double: DiscordDouble, scene: Scene) -> None:
     bot = MiniBot()
     async with discord_double.running(bot):
-        channel = bot.get_channel(scene.channel.id)
-        assert isinstance(channel, discord.TextChannel)
+        channel = text_channel(bot, scene.channel)
         with pytest.raises(discord.HTTPException) as caught:
             await channel.send("x" * 2001)
         assert caught.value.status == 400 and caught.value.code == 50035
@@ -368,8 +372,7 @@ async def test_allowed_mentions_recorded_and_honoured(
 ) -> None:
     bot = MiniBot()
     async with discord_double.running(bot):
-        channel = bot.get_channel(scene.channel.id)
-        assert isinstance(channel, discord.TextChannel)
+        channel = text_channel(bot, scene.channel)
         text = f"<@{scene.alice.id}> look out!"
         await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
         await channel.send(text)
@@ -461,8 +464,7 @@ async def test_threads_reactions_typing_history_and_a_500(
     side = discord_double.create_thread(scene.channel, "side quest", owner=scene.alice)
     bot = MiniBot()
     async with discord_double.running(bot):
-        channel = bot.get_channel(scene.channel.id)
-        assert isinstance(channel, discord.TextChannel)
+        channel = text_channel(bot, scene.channel)
         assert [t.name for t in channel.threads] == ["side quest"]
         hook = await channel.create_webhook(name="Narrator")
         posted = await hook.send(

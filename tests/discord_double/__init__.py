@@ -17,6 +17,17 @@ what users see::
             shown = await discord_double.wait_for_message(lambda m: "x" in m.content)
             assert shown.author_name == "Dreamwalkers"
 
+Things worth knowing:
+
+- commands must be synced (``await tree.sync()``, global or guild) before a user can run
+  them, and ``default_member_permissions`` hides a command from members who lack them
+  (``bypass_default_permissions=True`` models a server admin overriding that);
+- the bot has 3 s to send the initial interaction callback, as on Discord;
+- without the MESSAGE_CONTENT intent the bot gets blank content, embeds, attachments and
+  components, except in DMs, messages that mention it and its own messages;
+- discord.py itself waits ``guild_ready_timeout`` (2 s) before ``on_ready`` and 5 s before
+  re-identifying (``before_identify_hook``); test bots may shorten both.
+
 The ``discord_double`` fixture (``tests.discord_double.pytest_plugin``) starts the server and
 patches ``discord.http.Route.BASE`` and ``DiscordWebSocket.DEFAULT_GATEWAY``, restoring both
 afterwards. Outside pytest: ``await double.start()``, ``with double.patched(): ...``,

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import payloads
 from .gateway import (
-    DIRECT_MESSAGES,
+    DIRECT_MESSAGE_REACTIONS,
+    DIRECT_MESSAGE_TYPING,
     GUILD_MEMBERS,
     GUILD_MESSAGE_REACTIONS,
     GUILD_MESSAGE_TYPING,
@@ -257,7 +258,7 @@ class ActorsMixin:
         }
         if m.guild_id is not None:
             data["guild_id"] = str(m.guild_id)
-        intent = GUILD_MESSAGE_REACTIONS if m.guild_id is not None else DIRECT_MESSAGES << 1
+        intent = GUILD_MESSAGE_REACTIONS if m.guild_id is not None else DIRECT_MESSAGE_REACTIONS
         self.gateway.dispatch(event, data, intent)
 
     async def user_types(self, user: User, channel: Channel) -> None:
@@ -272,5 +273,5 @@ class ActorsMixin:
         }
         if channel.guild_id is not None:
             data["guild_id"] = str(channel.guild_id)
-        intent = GUILD_MESSAGE_TYPING if channel.guild_id is not None else DIRECT_MESSAGES << 2
+        intent = GUILD_MESSAGE_TYPING if channel.guild_id is not None else DIRECT_MESSAGE_TYPING
         self.gateway.dispatch("TYPING_START", data, intent)
