@@ -20,7 +20,14 @@ from .state import Channel, Message, Role, User, World
 from .views import EPHEMERAL, LOADING
 
 APPLICATION_COMMAND, COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 2, 3, 4, 5
-OPTION_TYPES = {str: 3, int: 4, bool: 5, float: 10}
+# Callback types Discord accepts per interaction type (4 message, 5 deferred message,
+# 6 deferred update, 7 update message, 8 autocomplete result, 9 modal).
+ALLOWED_CALLBACKS = {
+    APPLICATION_COMMAND: {4, 5, 9},
+    COMPONENT: {4, 5, 6, 7, 9},
+    AUTOCOMPLETE: {8},
+    MODAL_SUBMIT: {4, 5, 6, 7},
+}
 
 
 @dataclass
@@ -307,6 +314,9 @@ class InteractionsMixin:
         if asyncio.get_running_loop().time() - inv.created > self.interaction_deadline:
             raise errors.unknown("interaction", errors.UNKNOWN_INTERACTION)
         kind, data = int(body["type"]), body.get("data") or {}
+        if kind not in ALLOWED_CALLBACKS[inv.type]:
+            rule = {"code": "INTERACTION_RESPONSE_TYPE_INVALID", "message": "Invalid response type"}
+            raise ApiError(400, 50035, "Invalid Form Body", {"type": {"_errors": [rule]}})
         message: Message | None = None
         if kind == 4:
             validate_message(data, creating=True)
