@@ -1,0 +1,1 @@
+"""Game rules that are pure functions of state: the condition language."""
