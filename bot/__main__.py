@@ -104,6 +104,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_play(args: argparse.Namespace) -> int:
+    from bot.console import play
+    from engine.errors import EngineError
+
+    settings = load_settings()
+    _configure_logging(args.log_level or "WARNING")
+    players = [p.strip() for p in (args.players or "").split(",") if p.strip()]
+    url = f"sqlite+aiosqlite:///{args.db}" if args.db else None
+    try:
+        return asyncio.run(play(settings, args.story, players, url))
+    except (EngineError, StoryError) as error:
+        raise CommandFailed(str(error)) from None
+
+
 def _shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -145,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="story files or folders (default: STORIES_DIR)",
     )
     validate.set_defaults(handler=cmd_validate)
+
+    play = commands.add_parser(
+        "play",
+        help="play a story in the terminal",
+        description="Play a story from the terminal against the configured LLM. Lines `name: "
+        "text` are input from player `name`; a blank line ends the turn; /look, /characters, "
+        "/rel [name], /flags, /arcs, /recap, /undo, /retry, /quit. Running it again with the "
+        "same database continues the story.",
+    )
+    play.add_argument("story", metavar="STORY", help="a story file or a story key in STORIES_DIR")
+    play.add_argument("--players", help="comma-separated player names to join at start")
+    play.add_argument("--db", type=Path, help="SQLite file for this game (default: DATABASE_URL)")
+    play.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    play.set_defaults(handler=cmd_play)
     return parser
 
 

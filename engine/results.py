@@ -119,6 +119,7 @@ class ChangeView:
     after: Any
     reason: str
     actor: str
+    label: str = ""  # the target with names instead of keys, e.g. "Mira -> Alice"
 
     def describe(self) -> str:
         if (
@@ -127,9 +128,12 @@ class ChangeView:
             and not isinstance(self.after, bool)
         ):
             delta = float(self.after) - float(self.before)
-            text = f"{self.kind} {self.target} {delta:+.2f}"
+            text = f"{self.kind} {self.label or self.target} {delta:+.2f}"
         else:
-            text = f"{self.kind} {self.target}: {_shown(self.before)} -> {_shown(self.after)}"
+            text = (
+                f"{self.kind} {self.label or self.target}: "
+                f"{_shown(self.before)} -> {_shown(self.after)}"
+            )
         return f"{text}: {self.reason}" if self.reason else text
 
 

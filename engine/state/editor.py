@@ -94,7 +94,9 @@ class StateEditor:
                 actor_user_id=self.actor_user_id,
             )
         )
-        view = ChangeView(kind, target, before, value, reason, self.actor)
+        view = ChangeView(
+            kind, target, before, value, reason, self.actor, await self._label(kind, target)
+        )
         self.changes.append(view)
         return view
 
@@ -111,6 +113,17 @@ class StateEditor:
             await self._write(row.kind, row.target, row.before)
             row.reverted = True
         return len(rows)
+
+    async def _label(self, kind: str, target: str) -> str:
+        """The target as people read it: character names instead of keys."""
+        if kind in RELATIONSHIP_FIELDS or kind == "relationship":
+            source, other = await self._pair(target)
+            return f"{source.name} -> {other.name}"
+        if kind in ("mood", "intent", "present", "location"):
+            return (await self.character(target)).name
+        if kind == "knowledge":
+            return (await self.character(target.partition("#")[0])).name
+        return target
 
     # --- lookups -----------------------------------------------------------------------
 

@@ -223,7 +223,8 @@ class TurnPipeline(EngineCore):
                 )
             pt.turn_count += 1
             editor = self._editor(session, pt, actor="director", turn_id=turn.id)
-            witnesses = {c.key for c in state.present_characters()}
+            # Story characters who saw the turn remember it; players remember for themselves.
+            witnesses = {c.key for c in state.present_characters() if not c.is_player}
             for edit in plan.edits:
                 await editor.set(edit.kind, edit.target, edit.value, edit.reason)
                 if edit.kind == "present" and edit.value is True:

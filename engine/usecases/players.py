@@ -215,8 +215,12 @@ class PlayerUseCases(EngineCore):
         *,
         action: bool = False,
         discord_message_id: int | None = None,
+        queue: bool = True,
     ) -> InputReceipt:
-        """Store a player's words (or an action) for the channel's next turn, then queue it."""
+        """Store a player's words (or an action) for the channel's next turn, then queue it.
+
+        With `queue=False` the input only waits; `run_pending` later answers everything waiting
+        at once (the terminal closes a turn on a blank line this way)."""
         text = text.strip()
         if not text:
             raise InvalidInput("There is nothing to say: the message is empty.")
@@ -252,5 +256,14 @@ class PlayerUseCases(EngineCore):
             session.add(row)
             await session.flush()
             receipt = InputReceipt(row.id, duplicate=False)
-        self.dispatcher.signal_input(channel_id)
+        if queue:
+            self.dispatcher.signal_input(channel_id)
         return receipt
+
+    def run_pending(self, channel_id: int) -> None:
+        """Answer the channel's waiting input now, without a collect window."""
+        self.dispatcher.resume(channel_id)
+
+    async def wait_idle(self, channel_id: int | None = None) -> None:
+        """Until the channel (or every channel) has no turn running or queued."""
+        await self.dispatcher.wait_idle(channel_id)

@@ -1,0 +1,261 @@
+"""The terminal front end: `python -m bot play STORY [--players alice,bob] [--db PATH]`.
+
+Input, one line at a time:
+- `name: text` is input from player `name` (joined on first use with the next free suggested
+  character, or a character named after them); a bare line is from the last player who wrote;
+- a blank line (or the end of input) closes the turn: everything since the last blank line is
+  answered together;
+- `/look`, `/characters`, `/rel [name]`, `/flags`, `/arcs`, `/recap`, `/undo`, `/retry`,
+  `/quit`.
+Output: one line per post, `Speaker: text`; an indented `~ ...` line per state change; notices
+start with `!`. Without a terminal on standard input there are no prompts, so scripts and
+tests can drive it. The playthrough lives in the database: running the same command again
+continues it, finishing a turn that was cut off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from engine.bootstrap import build_engine, close_engine, load_stories
+from engine.errors import EngineError
+from engine.facade import Engine
+from engine.results import Post, TurnResult
+from engine.settings import Settings
+from engine.stories import StoryCatalog, load_story
+
+CONSOLE_GUILD_ID = 1
+CONSOLE_CHANNEL_ID = 1
+PLAYER_LINE = re.compile(r"^([A-Za-z][\w-]{0,31})\s*:\s*(.*)$")
+
+
+def user_id_for(name: str) -> int:
+    """A stable id per player name, so a restarted session finds its players again."""
+    return int.from_bytes(hashlib.sha256(name.casefold().encode()).digest()[:6], "big")
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class ConsoleSink:
+    """Prints whole posts when the turn is stored (streamed text is not repeated)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    async def turn_started(self, channel_id: int, turn_number: int) -> None:
+        return None
+
+    async def post_started(self, channel_id: int, index: int, post: Post) -> None:
+        return None
+
+    async def text_streamed(self, channel_id: int, index: int, delta: str) -> None:
+        return None
+
+    async def turn_finished(self, channel_id: int, result: TurnResult) -> None:
+        for post in result.posts:
+            self.say(f"{post.speaker}: {one_line(post.text)}")
+        for change in result.changes:
+            self.say(f"  ~ {change.describe()}")
+
+    async def notice(self, channel_id: int, text: str, *, retryable: bool = False) -> None:
+        self.say(f"! {one_line(text)}")
+
+
+class Console:
+    def __init__(self, engine: Engine, sink: ConsoleSink, story_key: str, interactive: bool):
+        self.engine = engine
+        self.sink = sink
+        self.story_key = story_key
+        self.interactive = interactive
+        self.joined: dict[str, str] = {}  # player name -> character name
+        self.last_player: str | None = None
+        self.waiting = 0
+
+    async def open(self, players: list[str]) -> None:
+        channel = CONSOLE_CHANNEL_ID
+        try:
+            info = await self.engine.playthrough(channel)
+        except EngineError:
+            info = await self.engine.start(CONSOLE_GUILD_ID, channel, self.story_key)
+            self.sink.say(f"! Story started: {info.story_title}")
+            if info.opening:
+                self.sink.say(f"Narrator: {one_line(info.opening)}")
+        else:
+            if info.story_key != self.story_key:
+                raise EngineError(
+                    f"This database is playing {info.story_key!r}; use another --db for "
+                    f"{self.story_key!r}."
+                )
+            self.sink.say(f"! Continuing {info.story_title} after turn {info.turn_count}")
+            for player in await self.engine.players(channel):
+                self.joined[player.display_name] = player.character_name
+            await self.engine.recover()
+            await self.engine.wait_idle(channel)
+        for name in players:
+            await self._ensure_joined(name)
+
+    async def _ensure_joined(self, name: str) -> None:
+        if name in self.joined:
+            return
+        taken = {p.character_key for p in await self.engine.players(CONSOLE_CHANNEL_ID)}
+        story = self.engine.story(self.story_key)
+        free = next((s for s in story.suggested_characters if s.key not in taken), None)
+        player = await self.engine.join(
+            CONSOLE_CHANNEL_ID,
+            user_id_for(name),
+            name,
+            character=free.key if free else name.capitalize(),
+        )
+        self.joined[name] = player.character_name
+        self.sink.say(f"! {name} plays {player.character_name}")
+
+    async def handle(self, line: str) -> bool:
+        """Handle one input line; False ends the session."""
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            await self.close_turn()
+            return True
+        if line.startswith("/"):
+            return await self.command(line[1:].strip())
+        match = PLAYER_LINE.match(line)
+        if match:
+            name, text = match.group(1), match.group(2)
+        elif self.last_player is not None:
+            name, text = self.last_player, line
+        else:
+            self.sink.say("! Say who is speaking first, like `alice: I open the door`.")
+            return True
+        await self._ensure_joined(name)
+        self.last_player = name
+        await self.engine.submit_input(CONSOLE_CHANNEL_ID, user_id_for(name), text, queue=False)
+        self.waiting += 1
+        return True
+
+    async def close_turn(self) -> None:
+        if self.waiting == 0:
+            return
+        self.waiting = 0
+        self.engine.run_pending(CONSOLE_CHANNEL_ID)
+        await self.engine.wait_idle(CONSOLE_CHANNEL_ID)
+
+    async def command(self, text: str) -> bool:
+        name, _, arg = text.partition(" ")
+        channel = CONSOLE_CHANNEL_ID
+        say = self.sink.say
+        if name == "quit":
+            return False
+        if name == "look":
+            scene = await self.engine.scene(channel)
+            say(f"! {scene.location_name} — {scene.time_of_day}, {scene.weather}; {scene.tone}")
+            for c in scene.present:
+                say(f"!   {c.name}" + (f" ({c.mood})" if c.mood else ""))
+        elif name == "characters":
+            for c in await self.engine.characters(channel):
+                where = "here" if c.present else (c.location or "away")
+                say(f"! {c.name} [{c.role}] {where}" + (f", {c.mood}" if c.mood else ""))
+        elif name == "rel":
+            for r in await self.engine.relationships(channel, arg.strip() or None):
+                say(
+                    f"! {r.source_name} -> {r.target_name} ({r.kind}): trust {r.trust:+.2f}, "
+                    f"affection {r.affection:+.2f}, familiarity {r.familiarity:.2f}"
+                )
+        elif name == "flags":
+            for f in await self.engine.flags(channel):
+                say(f"! {f.name} = {f.value!r} (by {f.set_by}, turn {f.set_at_turn})")
+        elif name == "arcs":
+            for arc in await self.engine.arcs(channel):
+                say(f"! {arc.title} [{arc.status}]")
+                for ep in arc.episodes:
+                    say(f"!   {ep.title} [{ep.status}]")
+        elif name == "recap":
+            recap = await self.engine.recap(channel)
+            for summary in recap.summaries:
+                say(f"! {one_line(summary)}")
+            for post in recap.recent:
+                say(f"! {post.speaker}: {one_line(post.text)}")
+        elif name == "undo":
+            number = await self.engine.undo(channel)
+            say(f"! Turn {number} undone")
+        elif name == "retry":
+            await self.engine.retry(channel)
+        else:
+            say(
+                f"! Unknown command /{name}. Commands: /look /characters /rel /flags /arcs "
+                "/recap /undo /retry /quit"
+            )
+        return True
+
+
+def _read_lines(stream: TextIO) -> asyncio.Queue[str | None]:
+    """Lines of `stream` read by a daemon thread (a blocked read must not delay exit)."""
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def reader() -> None:
+        for line in iter(stream.readline, ""):
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=reader, name="console-stdin", daemon=True).start()
+    return queue
+
+
+async def play(
+    settings: Settings,
+    story: str,
+    players: list[str],
+    database_url: str | None,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+) -> int:
+    interactive = stdin.isatty()
+    catalog, story_key = await _catalog_for(settings, story)
+    sink = ConsoleSink(stdout)
+    engine = await build_engine(
+        settings, sink, catalog=catalog, database_url=database_url, collect_window_seconds=0.0
+    )
+    console = Console(engine, sink, story_key, interactive)
+    try:
+        await console.open(players)
+        lines = _read_lines(stdin)
+        while True:
+            if interactive:
+                stdout.write("> ")
+                stdout.flush()
+            line = await lines.get()
+            if line is None:
+                await console.close_turn()
+                break
+            try:
+                if not await console.handle(line):
+                    break
+            except EngineError as error:
+                sink.say(f"! {error}")
+    finally:
+        await close_engine(engine)
+    return 0
+
+
+async def _catalog_for(settings: Settings, story: str) -> tuple[StoryCatalog, str]:
+    """STORY is a file path or a story key of STORIES_DIR."""
+    path = Path(story)
+    if path.suffix == ".toml" or path.is_file():
+        loaded = await asyncio.to_thread(load_story, path)
+        return StoryCatalog({loaded.key: loaded}, []), loaded.key
+    catalog = await load_stories(settings)
+    if story not in catalog.stories:
+        known = ", ".join(sorted(catalog.stories)) or "none"
+        raise EngineError(f"No story {story!r} in {settings.stories_dir} (stories: {known}).")
+    return catalog, story
