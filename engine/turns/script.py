@@ -1,0 +1,223 @@
+"""The scene script, parsed while it streams.
+
+The scene call answers with a script: paragraphs that start with a speaker label, for example
+
+    Narrator: Rain drums on the glass roof.
+    Mira: "You're late," she says, not looking up.
+    Bram: *grunts* Late is a kind word.
+
+`ScriptParser` turns the streamed text into posts, one per speaker turn, and reports them as
+events while the text arrives: `PostStarted` when a post has its first visible text, then
+`TextAdded` deltas. The rules:
+
+- A line starts a new post when it begins with a known speaker label: the narrator's name, or
+  a non-player character's display name or key, case-insensitive, followed by a colon. The
+  name may be wrapped in markdown bold or italics: `**Mira:**`, `**Mira**:`, `*Mira*:`,
+  `__Mira__:`. Text after the label on the same line is the post's first text.
+- Text before any label belongs to the narrator.
+- A label naming a *player* character (display name or key) is never posted: the model must
+  not speak for a player. That line and its continuation lines up to the next label are
+  dropped and listed in `dropped` as "Name: text". When a name is both a player's and a
+  non-player's, it is treated as the player's.
+- A label with an unknown name (`Guard: halt!`) is not a label; the line is text of the
+  current post.
+- Consecutive labels of the same speaker are merged into one post, separated by a paragraph
+  break. (A dropped player line in between ends the post, so the next label starts a new one.)
+- Inside a post, trailing whitespace of each line is removed, runs of blank lines become one
+  paragraph break ("\\n\\n"), and leading and trailing blank lines are not kept. A post is only
+  started once it has visible text, so there are no empty posts.
+
+Streaming: chunks may split anywhere (mid-word, mid-label, between "\\r" and "\\n"). Only the
+current incomplete line is buffered; a line's text is emitted when the line completes, and
+`close()` flushes the last line. Concatenating the `TextAdded` texts of a post always gives
+exactly that post's text in `posts`, and the result does not depend on how the text was split.
+Work is linear in the length of the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+_MARKUP = r"(?:\*{1,3}|_{1,3})"
+
+
+@dataclass(frozen=True)
+class Speaker:
+    name: str  # display name ("Narrator" for narration)
+    character_key: str | None  # None for the narrator
+
+
+@dataclass(frozen=True)
+class PostStarted:
+    index: int
+    speaker: Speaker
+
+
+@dataclass(frozen=True)
+class TextAdded:
+    index: int
+    text: str  # a delta of post `index`
+
+
+ScriptEvent = PostStarted | TextAdded
+
+
+@dataclass(frozen=True)
+class ScriptPost:
+    speaker: Speaker
+    text: str
+
+
+@dataclass
+class _Current:
+    """The post being written (index None until it has visible text)."""
+
+    speaker: Speaker
+    index: int | None = None
+    blank_pending: bool = False
+
+
+class ScriptParser:
+    def __init__(
+        self, npcs: Mapping[str, str], players: Mapping[str, str], narrator: str = "Narrator"
+    ) -> None:
+        """`npcs` and `players` map character keys to display names."""
+        narrator_speaker = Speaker(narrator, None)
+        # Later entries win, so a name shared with a player character counts as the player's.
+        labels: dict[str, tuple[Speaker, bool]] = {}
+        for key, name in npcs.items():
+            speaker = Speaker(name, key)
+            labels[name.strip().lower()] = (speaker, False)
+            labels[key.strip().lower()] = (speaker, False)
+        for key, name in players.items():
+            speaker = Speaker(name, key)
+            labels[name.strip().lower()] = (speaker, True)
+            labels[key.strip().lower()] = (speaker, True)
+        labels[narrator.strip().lower()] = (narrator_speaker, False)
+        labels.pop("", None)
+        self._labels = labels
+        names = sorted(labels, key=len, reverse=True)
+        alternatives = "|".join(re.escape(n) for n in names)
+        self._label_re = (
+            re.compile(
+                rf"[ \t]*(?P<open>{_MARKUP})?[ \t]*(?P<name>{alternatives})[ \t]*"
+                rf"(?P<close>{_MARKUP})?[ \t]*:[ \t]*(?P<after>{_MARKUP})?",
+                re.IGNORECASE,
+            )
+            if names
+            else None
+        )
+        self._narrator = narrator_speaker
+        self._partial: list[str] = []
+        self._current: _Current | None = _Current(narrator_speaker)
+        self._texts: list[list[str]] = []
+        self._speakers: list[Speaker] = []
+        self._dropped: list[list[str]] = []
+        self._dropping = False
+        self._closed = False
+
+    # --- public ------------------------------------------------------------------------
+
+    def feed(self, chunk: str) -> list[ScriptEvent]:
+        """Take the next piece of the stream; returns the events of the lines it completed."""
+        events: list[ScriptEvent] = []
+        start = 0
+        while True:
+            end = chunk.find("\n", start)
+            if end < 0:
+                break
+            self._partial.append(chunk[start:end])
+            line = "".join(self._partial)
+            self._partial.clear()
+            self._line(line, events)
+            start = end + 1
+        if start < len(chunk):
+            self._partial.append(chunk[start:])
+        return events
+
+    def close(self) -> list[ScriptEvent]:
+        """End of the stream: flush the last line. Calling it again does nothing."""
+        events: list[ScriptEvent] = []
+        if self._closed:
+            return events
+        self._closed = True
+        if self._partial:
+            line = "".join(self._partial)
+            self._partial.clear()
+            self._line(line, events)
+        return events
+
+    @property
+    def posts(self) -> list[ScriptPost]:
+        """The posts so far (after `close()`, all of them), text stripped."""
+        return [
+            ScriptPost(speaker, "".join(parts))
+            for speaker, parts in zip(self._speakers, self._texts, strict=True)
+        ]
+
+    @property
+    def dropped(self) -> list[str]:
+        """Lines the model attributed to a player character, as "Name: text"."""
+        return [" ".join(p for p in parts if p) for parts in self._dropped]
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _line(self, raw: str, events: list[ScriptEvent]) -> None:
+        line = raw.rstrip()
+        match = self._label_re.match(line) if self._label_re is not None else None
+        label = None if match is None else self._labels.get(match.group("name").lower())
+        if match is not None and label is not None:
+            rest_at = match.end()
+            opening = match.group("open")
+            after = match.group("after")
+            # `**Mira:** text` closes the bold after the colon; otherwise that markup is text.
+            if after is not None and (opening is None or match.group("close") is not None):
+                rest_at = match.start("after")
+            speaker, is_player = label
+            rest = line[rest_at:].lstrip()
+            if is_player:
+                self._current = None
+                self._dropping = True
+                self._dropped.append([f"{speaker.name}:", rest])
+                return
+            self._dropping = False
+            current = self._current
+            if current is not None and current.speaker == speaker and current.index is not None:
+                current.blank_pending = True  # merged: the new label is a paragraph break
+            else:
+                self._current = _Current(speaker)
+            line = rest
+        elif self._dropping:
+            if line:
+                self._dropped[-1].append(line.strip())
+            return
+        current = self._current
+        if current is None:  # only after a dropped line, which sets `_dropping`
+            current = self._current = _Current(self._narrator)
+        if not line.strip():
+            if current.index is not None:
+                current.blank_pending = True
+            return
+        if current.index is None:
+            current.index = len(self._texts)
+            self._texts.append([])
+            self._speakers.append(current.speaker)
+            events.append(PostStarted(current.index, current.speaker))
+            text = line.lstrip()
+        else:
+            text = ("\n\n" if current.blank_pending else "\n") + line
+        current.blank_pending = False
+        self._texts[current.index].append(text)
+        events.append(TextAdded(current.index, text))
+
+
+def parse_script(
+    text: str, npcs: Mapping[str, str], players: Mapping[str, str], narrator: str = "Narrator"
+) -> tuple[list[ScriptPost], list[str]]:
+    """Parse a whole script at once: the posts and the dropped player lines."""
+    parser = ScriptParser(npcs, players, narrator)
+    parser.feed(text)
+    parser.close()
+    return parser.posts, parser.dropped

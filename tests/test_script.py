@@ -1,0 +1,210 @@
+"""The scene script parser: speakers, dropped player lines, and streaming in any chunks."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.turns.script import (
+    PostStarted,
+    ScriptEvent,
+    ScriptParser,
+    ScriptPost,
+    Speaker,
+    TextAdded,
+    parse_script,
+)
+
+NPCS = {"mira": "Mira", "bram": "Bram", "old_tom": "Old Tom"}
+PLAYERS = {"alice": "Alice", "pc_bob": "Bob"}
+NARRATOR = Speaker("Narrator", None)
+MIRA = Speaker("Mira", "mira")
+BRAM = Speaker("Bram", "bram")
+
+
+def parse(text: str) -> tuple[list[ScriptPost], list[str]]:
+    return parse_script(text, NPCS, PLAYERS)
+
+
+def stream(text: str, cuts: list[int]) -> tuple[ScriptParser, list[ScriptEvent]]:
+    parser = ScriptParser(NPCS, PLAYERS)
+    events: list[ScriptEvent] = []
+    bounds = [0, *sorted(set(cuts)), len(text)]
+    for start, end in pairwise(bounds):
+        events += parser.feed(text[start:end])
+    events += parser.close()
+    return parser, events
+
+
+def texts_by_index(events: list[ScriptEvent]) -> dict[int, str]:
+    texts: dict[int, str] = {}
+    for event in events:
+        if isinstance(event, PostStarted):
+            assert event.index not in texts, "a post is started once"
+            assert event.index == len(texts), "posts are numbered in order"
+            texts[event.index] = ""
+        else:
+            assert event.index in texts, "text comes after its post started"
+            texts[event.index] += event.text
+    return texts
+
+
+def test_three_speakers() -> None:
+    posts, dropped = parse(
+        "Narrator: Rain drums on the glass roof.\n"
+        'Mira: "You\'re late," she says, not looking up.\n'
+        "Bram: *grunts* Late is a kind word.\n"
+    )
+    assert posts == [
+        ScriptPost(NARRATOR, "Rain drums on the glass roof."),
+        ScriptPost(MIRA, '"You\'re late," she says, not looking up.'),
+        ScriptPost(BRAM, "*grunts* Late is a kind word."),
+    ]
+    assert dropped == []
+
+
+def test_text_before_any_label_is_narration() -> None:
+    posts, _ = parse("The door creaks open.\n\nMira: Who's there?")
+    assert posts == [
+        ScriptPost(NARRATOR, "The door creaks open."),
+        ScriptPost(MIRA, "Who's there?"),
+    ]
+
+
+def test_labels_in_markdown_keys_and_any_case() -> None:
+    posts, _ = parse(
+        "**Mira:** One.\n**Bram**: Two.\n*Mira*: Three.\n__old_tom__: Four.\n"
+        "BRAM: Five.\nold tom: Six.\n  narrator  : Seven."
+    )
+    assert [(p.speaker.character_key, p.text) for p in posts] == [
+        ("mira", "One."),
+        ("bram", "Two."),
+        ("mira", "Three."),
+        ("old_tom", "Four."),
+        ("bram", "Five."),
+        ("old_tom", "Six."),
+        (None, "Seven."),
+    ]
+    assert posts[3].speaker == Speaker("Old Tom", "old_tom")
+
+
+def test_markup_after_a_plain_label_is_text() -> None:
+    posts, _ = parse("Bram: *grunts*\n*Mira*: _sighs_ Fine.")
+    assert [p.text for p in posts] == ["*grunts*", "_sighs_ Fine."]
+
+
+def test_player_lines_and_their_continuation_are_dropped() -> None:
+    posts, dropped = parse(
+        "Mira: Draw, if you dare.\n"
+        "Alice: I draw my sword\n"
+        "and lunge at her.\n"
+        "\n"
+        "**pc_bob:** I hide.\n"
+        "Narrator: The candles gutter.\n"
+    )
+    assert posts == [
+        ScriptPost(MIRA, "Draw, if you dare."),
+        ScriptPost(NARRATOR, "The candles gutter."),
+    ]
+    assert dropped == ["Alice: I draw my sword and lunge at her.", "Bob: I hide."]
+    assert all(p.speaker.character_key not in PLAYERS for p in posts)
+
+
+def test_unknown_label_stays_text_of_the_current_post() -> None:
+    posts, dropped = parse("Mira: Stop him!\nGuard: Halt!\nMira (softly): Please.")
+    assert posts == [ScriptPost(MIRA, "Stop him!\nGuard: Halt!\nMira (softly): Please.")]
+    assert dropped == []
+
+
+def test_paragraphs_whitespace_and_merging() -> None:
+    posts, _ = parse(
+        "\n\n  Narrator:   \n\n   Fog rolls in.   \n\n\n\nIt thickens.  \n\n"
+        "Mira: One.\r\nMira: Two.\r\n\r\n"
+    )
+    assert posts == [
+        ScriptPost(NARRATOR, "Fog rolls in.\n\nIt thickens."),
+        ScriptPost(MIRA, "One.\n\nTwo."),
+    ]
+
+
+def test_no_empty_posts() -> None:
+    posts, dropped = parse("Narrator:\n\nMira:   \nBram: \n\n   \nAlice: hi\n")
+    assert posts == []
+    assert dropped == ["Alice: hi"]
+    assert parse("") == ([], [])
+
+
+def test_events_stream_line_by_line() -> None:
+    parser = ScriptParser(NPCS, PLAYERS)
+    assert parser.feed("Narrator: Rain dr") == []
+    assert parser.feed("ums.\nMi") == [PostStarted(0, NARRATOR), TextAdded(0, "Rain drums.")]
+    assert parser.feed("ra: Late") == []
+    assert parser.posts == [ScriptPost(NARRATOR, "Rain drums.")]
+    assert parser.close() == [PostStarted(1, MIRA), TextAdded(1, "Late")]
+    assert parser.close() == []
+
+
+def test_a_custom_narrator_name() -> None:
+    posts, _ = parse_script("Storyteller: Once.\nNarrator: Twice.", NPCS, PLAYERS, "Storyteller")
+    assert posts == [ScriptPost(Speaker("Storyteller", None), "Once.\nNarrator: Twice.")]
+
+
+LABELS = [
+    "Narrator:",
+    "Mira:",
+    "mira:",
+    "**Mira:**",
+    "**Bram**:",
+    "*old tom*:",
+    "Alice:",
+    "pc_bob:",
+    "Guard:",
+    "Mira",
+    "**",
+]
+WORDS = st.sampled_from(["rain", "*grunts*", '"Late."', "Mira", ":", "  ", "é", "Bob:", "__"])
+LINES = st.one_of(
+    st.just(""),
+    st.just("   "),
+    st.builds(
+        lambda label, words: " ".join([label, *words]),
+        st.sampled_from(LABELS),
+        st.lists(WORDS, max_size=5),
+    ),
+    st.lists(WORDS, min_size=1, max_size=6).map(" ".join),
+    st.text(max_size=20),
+)
+SCRIPTS = st.builds(
+    lambda lines, newline, tail: newline.join(lines) + tail,
+    st.lists(LINES, max_size=12),
+    st.sampled_from(["\n", "\r\n"]),
+    st.sampled_from(["", "\n", "\r\n"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=SCRIPTS, data=st.data())
+def test_any_chunking_gives_the_same_posts(text: str, data: st.DataObject) -> None:
+    cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=20), label="cuts")
+    whole_posts, whole_dropped = parse(text)
+    parser, events = stream(text, cuts)
+    assert parser.posts == whole_posts
+    assert parser.dropped == whole_dropped
+    texts = texts_by_index(events)
+    assert [texts[i] for i in range(len(texts))] == [p.text for p in whole_posts]
+    for post in whole_posts:
+        assert post.text.strip(), "no empty posts"
+        assert post.text == post.text.strip()
+        assert post.speaker.character_key not in PLAYERS
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("Mira:*_ \r\nAlice\tBob"), max_size=60))
+def test_arbitrary_text_streams_consistently(text: str) -> None:
+    one_shot, events = stream(text, [])
+    per_char, char_events = stream(text, list(range(len(text))))
+    assert per_char.posts == one_shot.posts
+    assert texts_by_index(char_events) == texts_by_index(events)
+    assert all(p.text.strip() for p in one_shot.posts)
