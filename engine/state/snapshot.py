@@ -161,17 +161,11 @@ async def load_snapshot(
     session: AsyncSession, playthrough: m.Playthrough, stories: StoryCache
 ) -> Snapshot:
     pid = playthrough.id
+    story_key = await session.scalar(select(m.Story.key).where(m.Story.id == playthrough.story_id))
     story = stories.known(playthrough.story_id)
-    story_key: str
     if story is None:
-        row = await session.get_one(m.Story, playthrough.story_id)
-        story = stories.get(row.id, row.data)
-        story_key = row.key
-    else:
-        story_key = (
-            await session.scalar(select(m.Story.key).where(m.Story.id == playthrough.story_id))
-            or ""
-        )
+        story_row = await session.get_one(m.Story, playthrough.story_id)
+        story = stories.get(story_row.id, story_row.data)
 
     locations_rows = (
         await session.scalars(select(m.Location).where(m.Location.playthrough_id == pid))
@@ -261,7 +255,7 @@ async def load_snapshot(
         channel_id=playthrough.channel_id,
         status=playthrough.status,
         turn_count=playthrough.turn_count,
-        story_key=story_key,
+        story_key=story_key or "",
         story=story,
         characters=characters,
         relationships=relationships,
