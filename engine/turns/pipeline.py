@@ -105,6 +105,8 @@ class TurnPipeline(EngineCore):
         state = parts.state
         npcs = {c.key: c.name for c in state.characters.values() if not c.is_player}
         players = {c.key: c.name for c in state.characters.values() if c.is_player}
+        # Models also address players by their user names: never let those speak either.
+        players.update({f"user_{p.user_id}": p.display_name for p in state.players.values()})
         parser = ScriptParser(npcs, players)
         await self.sink.turn_started(channel_id, claimed.number)
         try:

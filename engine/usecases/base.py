@@ -112,10 +112,20 @@ class EngineCore:
 
 
 def find_key(name: str, options: dict[str, str], what: str) -> str:
-    """Resolve a key or a display name (case-insensitive) to a key, or name what is unknown."""
+    """Resolve a key, a display name or an unambiguous start of a name (case-insensitive)."""
     wanted = name.strip().casefold()
     for key, display in options.items():
         if wanted in (key.casefold(), display.casefold()):
             return key
+    partial = [
+        key
+        for key, display in options.items()
+        if wanted and (display.casefold().startswith(wanted) or key.casefold().startswith(wanted))
+    ]
+    if len(partial) == 1:
+        return partial[0]
     known = ", ".join(sorted(options.values())) or "none"
+    if partial:
+        choices = ", ".join(sorted(options[k] for k in partial))
+        raise NotFound(f"{name!r} could be {choices}; say which.")
     raise NotFound(f"There is no {what} called {name!r} here. Known: {known}.")

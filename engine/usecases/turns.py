@@ -46,7 +46,7 @@ class TurnUseCases(TurnPipeline):
                 )
             )
             if pending is None:
-                turn = await self._last_done_turn(session, pt.id)
+                turn = await self._last_done_turn(session, pt.id, "write again")
                 await self._revert(session, pt, turn)
                 await session.execute(
                     delete(m.Message).where(
@@ -65,14 +65,16 @@ class TurnUseCases(TurnPipeline):
         # Already inside the channel's queue: run the turn now, without a collect window.
         await self._run_turn(channel_id)
 
-    async def _last_done_turn(self, session: AsyncSession, playthrough_id: int) -> m.Turn:
+    async def _last_done_turn(
+        self, session: AsyncSession, playthrough_id: int, action: str = "take back"
+    ) -> m.Turn:
         turn = await session.scalar(
             select(m.Turn)
             .where(m.Turn.playthrough_id == playthrough_id, m.Turn.status == "done")
             .order_by(m.Turn.number.desc())
         )
         if turn is None:
-            raise InvalidInput("There is no turn to take back yet.")
+            raise InvalidInput(f"There is no turn to {action} yet.")
         return turn
 
     async def _revert(
