@@ -8,6 +8,7 @@ subclasses whose text can be shown as is.
 
 from __future__ import annotations
 
+from engine.usecases.guilds import GuildUseCases
 from engine.usecases.moderation import ModerationUseCases
 from engine.usecases.players import PlayerUseCases
 from engine.usecases.playthroughs import PlaythroughUseCases
@@ -21,6 +22,7 @@ class Engine(
     ViewUseCases,
     ModerationUseCases,
     TurnUseCases,
+    GuildUseCases,
 ):
     async def close(self, *, cancel_running: bool = False) -> None:
         """Stop the channel workers; unfinished turns resume at the next start."""

@@ -33,6 +33,27 @@ class EngineOptions:
     recent_messages: int = 40
 
 
+class CollectWindows:
+    """Each channel's collect window: the server's setting, else the default."""
+
+    def __init__(self, default: float) -> None:
+        self.default = default
+        self._by_guild: dict[int, float | None] = {}
+        self._guild_of: dict[int, int] = {}
+
+    def note(self, channel_id: int, guild_id: int, window: float | None) -> None:
+        self._guild_of[channel_id] = guild_id
+        self._by_guild[guild_id] = window
+
+    def update_guild(self, guild_id: int, window: float | None) -> None:
+        self._by_guild[guild_id] = window
+
+    def for_channel(self, channel_id: int) -> float:
+        guild = self._guild_of.get(channel_id)
+        window = self._by_guild.get(guild) if guild is not None else None
+        return self.default if window is None else window
+
+
 class EngineCore:
     """State shared by the use-case mixins that make up `engine.facade.Engine`."""
 
@@ -50,9 +71,10 @@ class EngineCore:
         self.sink = sink
         self.options = options or EngineOptions()
         self.stories = StoryCache()
+        self.collect_windows = CollectWindows(self.options.collect_window_seconds)
         self.dispatcher = ChannelDispatcher(
             self._run_turn_safely,
-            collect_window=self.options.collect_window_seconds,
+            collect_window=self.collect_windows.for_channel,
             max_waiting=self.options.max_waiting_inputs,
         )
 

@@ -232,6 +232,10 @@ class PlayerUseCases(EngineCore):
         self.dispatcher.check_capacity(channel_id)
         async with self.db.write() as session:
             pt = await self._playthrough(session, channel_id, running=True)
+            config = await session.get(m.GuildConfig, pt.guild_id)
+            self.collect_windows.note(
+                channel_id, pt.guild_id, config.collect_window_seconds if config else None
+            )
             if discord_message_id is not None:
                 seen = await session.scalar(
                     select(m.Message.id).where(m.Message.discord_message_id == discord_message_id)
