@@ -10,6 +10,7 @@ no turn is stored twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -110,10 +111,12 @@ class TurnPipeline(EngineCore):
         parser = ScriptParser(npcs, players)
         await self.sink.turn_started(channel_id, claimed.number)
         try:
-            async for chunk in self.gateway.stream_text(
+            stream = self.gateway.stream_text(
                 context.messages, purpose="scene", model=claimed.model
-            ):
-                await self._forward(channel_id, parser.feed(chunk), state)
+            )
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    await self._forward(channel_id, parser.feed(chunk), state)
             await self._forward(channel_id, parser.close(), state)
             if not parser.posts:
                 raise LLMBadOutput("The model's reply had nothing to post.")
