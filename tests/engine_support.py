@@ -102,3 +102,100 @@ async def running_engine(
         await engine.close(cancel_running=True)
         await gateway.close()
         await db.close()
+
+
+TEST_STORY = """
+[story]
+key = "inn"
+title = "The Drowned Inn"
+summary = "A storm traps travellers in an inn above a flooded cellar."
+opening = "Rain hammers the shutters of the Drowned Inn."
+start_location = "hall"
+time_of_day = "night"
+weather = "storm"
+tone = "tense"
+
+[[locations]]
+key = "hall"
+name = "Common Hall"
+description = "Low beams, a smoking fire."
+
+[[locations]]
+key = "cellar"
+name = "Flooded Cellar"
+parent = "hall"
+
+[[characters]]
+key = "mira"
+name = "Mira"
+role = "main"
+avatar = "https://example.invalid/mira.png"
+personality = "Sharp innkeeper."
+location = "hall"
+knows = ["The cellar door key hangs behind the bar."]
+
+[[characters]]
+key = "bram"
+name = "Bram"
+role = "support"
+location = "cellar"
+knows = ["Something moves in the floodwater."]
+
+[[characters]]
+key = "vesna"
+name = "Vesna"
+role = "antagonist"
+location = "hall"
+
+[[player_characters]]
+key = "ash"
+name = "Ash"
+description = "A courier with a sealed letter."
+
+[[player_characters]]
+key = "rowan"
+name = "Rowan"
+description = "A hedge-priest."
+
+[[relationships]]
+source = "mira"
+target = "vesna"
+trust = -0.2
+affection = 0.1
+familiarity = 0.5
+
+[[relationships]]
+source = "mira"
+target = "ash"
+trust = 0.1
+
+[flags]
+door_open = false
+
+[[arcs]]
+key = "escape"
+title = "Escape the Storm"
+
+[[arcs.episodes]]
+key = "the_door"
+title = "The Cellar Door"
+goal = "Get the cellar door open."
+completes_when = "flag.door_open"
+
+[[arcs.episodes]]
+key = "below"
+title = "Below"
+goal = "Go down into the cellar."
+completes_when = 'location == "cellar"'
+
+[[arcs]]
+key = "bond"
+title = "A Bond"
+starts_when = "flag.door_open"
+
+[[arcs.episodes]]
+key = "trust_ash"
+title = "Trust"
+goal = "Mira comes to trust Ash."
+completes_when = 'trust("mira", "ash") >= 0.3'
+"""

@@ -4,7 +4,8 @@ A change is `(kind, target, before, after)`. Each kind has a reader and a writer
 writer applies a change (with `after`) and reverts it (with `before`): undo replays a turn's
 changes backwards. Writing `None` removes the thing (an unset flag, a forgotten fact).
 
-Kinds and targets:
+Kinds and targets (flags and arc/episode progress are stored with who and when, so that undo
+restores them exactly; callers and ChangeViews see just the value or status):
 - `flag` / flag name / any JSON value, None = unset
 - `trust`, `affection`, `familiarity` / "source->target" (character keys) / float
 - `relationship` / "source->target" / relationship kind (text), None = no relationship row
@@ -76,9 +77,11 @@ class StateEditor:
     async def set(self, kind: str, target: str, value: Any, reason: str = "") -> ChangeView | None:
         """Apply one change and record it; a change to the same value records nothing."""
         before = await self.get(kind, target)
-        if before == value and type(before) is type(value):
+        shown = _shown(kind, before)
+        if shown == value and type(shown) is type(value):
             return None
-        await self._write(kind, target, value)
+        after = self._stored(kind, value, before)
+        await self._write(kind, target, after)
         if kind == "knowledge" and value is not None:
             target = self._last_knowledge_target
         self.session.add(
@@ -88,14 +91,14 @@ class StateEditor:
                 kind=kind,
                 target=target,
                 before=before,
-                after=value,
+                after=after,
                 reason=reason,
                 actor=self.actor,
                 actor_user_id=self.actor_user_id,
             )
         )
         view = ChangeView(
-            kind, target, before, value, reason, self.actor, await self._label(kind, target)
+            kind, target, shown, value, reason, self.actor, await self._label(kind, target)
         )
         self.changes.append(view)
         return view
@@ -113,6 +116,25 @@ class StateEditor:
             await self._write(row.kind, row.target, row.before)
             row.reverted = True
         return len(rows)
+
+    def _stored(self, kind: str, value: Any, before: Any) -> Any:
+        """What a Change stores: flags and progress keep who/when, so undo is exact."""
+        turn = self.playthrough.turn_count
+        if kind == "flag" and value is not None:
+            return {
+                "value": value,
+                "set_by": self.actor,
+                "set_by_user_id": self.actor_user_id,
+                "set_at_turn": turn,
+            }
+        if kind in ("arc", "episode"):
+            started = before["started_turn"] if before else None
+            return {
+                "status": value,
+                "started_turn": None if value == "locked" else (started or turn),
+                "completed_turn": turn if value == "completed" else None,
+            }
+        return value
 
     async def _label(self, kind: str, target: str) -> str:
         """The target as people read it: character names instead of keys."""
@@ -202,11 +224,17 @@ class StateEditor:
     # --- readers -----------------------------------------------------------------------
 
     async def _get_flag(self, name: str) -> Any:
-        return await self.session.scalar(
-            select(m.Flag.value).where(
-                m.Flag.playthrough_id == self.playthrough.id, m.Flag.name == name
-            )
+        row = await self.session.scalar(
+            select(m.Flag).where(m.Flag.playthrough_id == self.playthrough.id, m.Flag.name == name)
         )
+        if row is None:
+            return None
+        return {
+            "value": row.value,
+            "set_by": row.set_by,
+            "set_by_user_id": row.set_by_user_id,
+            "set_at_turn": row.set_at_turn,
+        }
 
     def _get_relationship_value(self, name: str) -> Callable[[str], Awaitable[Any]]:
         async def read(target: str) -> Any:
@@ -235,10 +263,10 @@ class StateEditor:
         return getattr(scene, field)
 
     async def _get_arc(self, key: str) -> Any:
-        return (await self._arc_row(key)).status
+        return _progress(await self._arc_row(key))
 
     async def _get_episode(self, target: str) -> Any:
-        return (await self._episode_row(target)).status
+        return _progress(await self._episode_row(target))
 
     async def _get_knowledge(self, target: str) -> Any:
         _, _, raw_id = target.partition("#")
@@ -275,22 +303,14 @@ class StateEditor:
             if value is None:
                 if row is not None:
                     await self.session.delete(row)
-            elif row is None:
-                self.session.add(
-                    m.Flag(
-                        playthrough_id=pid,
-                        name=target,
-                        value=value,
-                        set_by=self.actor,
-                        set_by_user_id=self.actor_user_id,
-                        set_at_turn=self.playthrough.turn_count,
-                    )
-                )
             else:
-                row.value = value
-                row.set_by = self.actor
-                row.set_by_user_id = self.actor_user_id
-                row.set_at_turn = self.playthrough.turn_count
+                if row is None:
+                    row = m.Flag(playthrough_id=pid, name=target)
+                    self.session.add(row)
+                row.value = value["value"]
+                row.set_by = value["set_by"]
+                row.set_by_user_id = value["set_by_user_id"]
+                row.set_at_turn = value["set_at_turn"]
         elif kind in RELATIONSHIP_FIELDS or kind == "relationship":
             rel = await self._relationship(target)
             if kind == "relationship" and value is None:
@@ -344,11 +364,10 @@ class StateEditor:
             raise ValueError(f"unknown change kind {kind!r}")
         await self.session.flush()
 
-    async def _set_progress(self, row: m.ArcState | m.EpisodeState, status: str) -> None:
-        turn = self.playthrough.turn_count
-        row.status = status
-        row.started_turn = None if status == "locked" else (row.started_turn or turn)
-        row.completed_turn = turn if status == "completed" else None
+    async def _set_progress(self, row: m.ArcState | m.EpisodeState, value: dict[str, Any]) -> None:
+        row.status = value["status"]
+        row.started_turn = value["started_turn"]
+        row.completed_turn = value["completed_turn"]
 
     async def _write_knowledge(self, target: str, value: Any) -> None:
         key, _, raw_id = target.partition("#")
@@ -370,3 +389,22 @@ class StateEditor:
         self.session.add(row)
         await self.session.flush()
         self._last_knowledge_target = f"{key}#{row.id}"
+
+
+def _progress(row: m.ArcState | m.EpisodeState) -> dict[str, Any]:
+    return {
+        "status": row.status,
+        "started_turn": row.started_turn,
+        "completed_turn": row.completed_turn,
+    }
+
+
+def _shown(kind: str, stored: Any) -> Any:
+    """The value people see in a stored change (flag value, arc status)."""
+    if stored is None:
+        return None
+    if kind == "flag":
+        return stored["value"]
+    if kind in ("arc", "episode"):
+        return stored["status"]
+    return stored

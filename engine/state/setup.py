@@ -15,11 +15,11 @@ async def populate_playthrough(
     pid = playthrough.id
     locations: dict[str, m.Location] = {}
     for spec in story.locations:
-        row = m.Location(
+        place = m.Location(
             playthrough_id=pid, key=spec.key, name=spec.name, description=spec.description
         )
-        session.add(row)
-        locations[spec.key] = row
+        session.add(place)
+        locations[spec.key] = place
     await session.flush()
     for spec in story.locations:
         if spec.parent is not None:

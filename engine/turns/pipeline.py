@@ -23,8 +23,8 @@ from engine.llm import LLMBadOutput, LLMError
 from engine.results import Post, TurnResult
 from engine.state.arcs import advance_arcs
 from engine.state.snapshot import Snapshot
-from engine.turns.director import DirectorOutput, DirectorPlan, plan_changes
 from engine.turns.context import build_scene_context
+from engine.turns.director import DirectorOutput, DirectorPlan, plan_changes
 from engine.turns.prompts import director_messages, load_context_parts
 from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
 from engine.usecases.base import EngineCore

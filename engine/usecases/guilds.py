@@ -47,11 +47,11 @@ class GuildUseCases(EngineCore):
         guild_id: int,
         user_id: int,
         *,
-        gm_role_id: int | None | object = _UNSET,
-        model: str | None | object = _UNSET,
-        collect_window_seconds: float | None | object = _UNSET,
+        gm_role_id: int | object | None = _UNSET,
+        model: str | object | None = _UNSET,
+        collect_window_seconds: float | object | None = _UNSET,
         show_changes: bool | object = _UNSET,
-        log_channel_id: int | None | object = _UNSET,
+        log_channel_id: int | object | None = _UNSET,
     ) -> GuildSettings:
         """Change the given settings (None clears one back to the default)."""
         changes = {

@@ -180,8 +180,7 @@ class PlayerUseCases(EngineCore):
                 .order_by(m.Player.id)
             )
             return [
-                PlayerInfo(p.user_id, p.display_name, c.key, c.name, c.personality)
-                for p, c in rows.tuples()
+                PlayerInfo(p.user_id, p.display_name, c.key, c.name, c.personality) for p, c in rows
             ]
 
     async def _active_player(
@@ -202,7 +201,7 @@ class PlayerUseCases(EngineCore):
             if yourself:
                 raise NotPlaying("You are not playing in this story; use /join first.")
             raise NotFound("That user is not playing in this story.")
-        player, character = found.tuple()
+        player, character = found
         return PlayerInfo(
             user_id, player.display_name, character.key, character.name, character.personality
         )

@@ -157,4 +157,4 @@ class ViewUseCases(EngineCore):
                 .order_by(m.EventLog.id.desc())
                 .limit(limit)
             )
-            return [EventView(e.kind, e.summary, number) for e, number in rows.tuples()]
+            return [EventView(e.kind, e.summary, number) for e, number in rows]
