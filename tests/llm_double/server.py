@@ -27,6 +27,7 @@ class Fault:
     times: int = 1
     retry_after: float = 0.0
     after_chunks: int = 1  # for a stalled stream: how many chunks before it stalls
+    skip: int = 0  # let this many calls through before failing
 
 
 @dataclass
@@ -118,6 +119,9 @@ class LLMDouble:
         if not queue:
             return None
         fault = queue[0]
+        if fault.skip > 0:
+            fault.skip -= 1
+            return None
         fault.times -= 1
         if fault.times <= 0:
             queue.popleft()

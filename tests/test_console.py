@@ -1,0 +1,133 @@
+"""`python -m bot play` as a separate process, driven through standard input, against the
+LLM double on loopback: a scripted multiplayer session, and a kill in the middle of a turn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+from tests.engine_support import TEST_STORY
+from tests.llm_double import LLMDouble
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT = 60.0
+
+
+async def start_play(
+    tmp_path: Path, server: LLMDouble, *extra: str, stdin: int = asyncio.subprocess.PIPE
+) -> asyncio.subprocess.Process:
+    story = tmp_path / "inn.toml"
+    story.write_text(TEST_STORY)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("LLM_", "OPENAI_", "DISCORD_", "DATABASE_"))
+    }
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "OPENAI_BASE_URL": server.base_url,
+            "LLM_MAX_RETRIES": "0",
+            "LLM_DEADLINE": "30",
+        }
+    )
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "play",
+        str(story),
+        "--db",
+        str(tmp_path / "game.db"),
+        *extra,
+        cwd=tmp_path,
+        env=env,
+        stdin=stdin,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_scripted_multiplayer_session(tmp_path: Path, llm_server: LLMDouble) -> None:
+    llm_server.reply("scene", 'Narrator: Thunder rolls.\nMira: "Shut the door," she says.')
+    llm_server.reply(
+        "director",
+        json.dumps(
+            {
+                "summary": "Mira warmed to Ash.",
+                "relationships": [
+                    {"source": "mira", "target": "ash", "trust": 0.1, "reason": "helped"}
+                ],
+            }
+        ),
+    )
+    llm_server.fail("scene", "500", skip=1)  # the second turn fails, then /retry works
+    script = (
+        "ash: I shut the door behind me.\n"
+        "rowan: I warm my hands.\n"
+        "\n"
+        "/rel Mira\n"
+        "ash: Anyone upstairs?\n"
+        "\n"
+        "/retry\n"
+        "/flags\n"
+        "/nonsense\n"
+    )
+    process = await start_play(tmp_path, llm_server, "--players", "ash,rowan")
+    out, err = await asyncio.wait_for(process.communicate(script.encode()), WAIT)
+    lines = out.decode().splitlines()
+    assert process.returncode == 0, err.decode()
+    assert "Narrator: Thunder rolls." in lines
+    assert 'Mira: "Shut the door," she says.' in lines
+    # +0.10 asked from 0.10: steps shrink away from the middle (0.1 * (1 - 0.75 * 0.1)).
+    assert "  ~ trust Mira -> Ash +0.09: helped" in lines
+    assert "! Mira -> Ash (acquaintance): trust +0.19, affection +0.00, familiarity 0.00" in lines
+    assert any(line.startswith("! The story could not continue") for line in lines)
+    assert any(line.startswith("! Unknown command /nonsense") for line in lines)
+    assert "! door_open = False (by story, turn 0)" in lines
+    # One scene call answered both players; the failed turn's input was kept for /retry.
+    first, _failed, retried = llm_server.calls("scene")
+    assert "Ash: I shut the door behind me." in first.prompt
+    assert "Rowan: I warm my hands." in first.prompt
+    assert "Ash: Anyone upstairs?" in retried.prompt
+    assert "Traceback" not in err.decode()
+
+
+async def test_killed_mid_turn_is_finished_after_restart(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    llm_server.latency = 30.0  # the first scene call hangs until the process is killed
+    process = await start_play(tmp_path, llm_server, "--players", "ash")
+    assert process.stdin is not None
+    process.stdin.write(b"ash: I light the lamp.\n\n")
+    await process.stdin.drain()
+    for _ in range(600):
+        if llm_server.calls("scene"):
+            break
+        await asyncio.sleep(0.05)
+    assert llm_server.calls("scene"), "the turn never reached the model"
+    process.send_signal(signal.SIGKILL)
+    await asyncio.wait_for(process.wait(), WAIT)
+
+    llm_server.latency = 0.0
+    llm_server.reply("scene", "Narrator: The lamp catches, and shadows leap.")
+    restart = await start_play(tmp_path, llm_server, stdin=asyncio.subprocess.DEVNULL)
+    out, err = await asyncio.wait_for(restart.communicate(), WAIT)
+    assert restart.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert lines.count("Narrator: The lamp catches, and shadows leap.") == 1
+
+    with sqlite3.connect(tmp_path / "game.db") as db:
+        turns = db.execute("select status from turns").fetchall()
+        inputs = db.execute("select content from messages where kind = 'player'").fetchall()
+        posts = db.execute(
+            "select content from messages where kind = 'narrator' and turn_id is not null"
+        ).fetchall()
+    assert turns == [("done",)]
+    assert inputs == [("I light the lamp.",)]
+    assert posts == [("The lamp catches, and shadows leap.",)]
