@@ -251,7 +251,7 @@ async def play(
 async def _catalog_for(settings: Settings, story: str) -> tuple[StoryCatalog, str]:
     """STORY is a file path or a story key of STORIES_DIR."""
     path = Path(story)
-    if path.suffix == ".toml" or path.is_file():
+    if path.suffix == ".toml" or await asyncio.to_thread(path.is_file):
         loaded = await asyncio.to_thread(load_story, path)
         return StoryCatalog({loaded.key: loaded}, []), loaded.key
     catalog = await load_stories(settings)
