@@ -13,7 +13,6 @@ rounds repeat until nothing changes, at most `MAX_ROUNDS` times.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
 
 from engine.results import ChangeView
@@ -70,13 +69,17 @@ async def _arc_round(arc: Arc, state: Snapshot, editor: StateEditor, reason: str
     return changed
 
 
-async def advance_arcs(
-    editor: StateEditor, load: Callable[[], Awaitable[Snapshot]], reason: str = ""
-) -> list[ChangeView]:
-    """Apply every arc and episode transition the current state allows; returns the changes."""
+async def advance_arcs(editor: StateEditor, state: Snapshot, reason: str = "") -> list[ChangeView]:
+    """Apply every arc and episode transition the state allows; returns the changes.
+
+    `state` is the snapshot the editor's changes were made on: changes not yet in it are
+    applied to it in memory (it is updated in place), so no reload is needed."""
     start = len(editor.changes)
+    seen = 0
     for _ in range(MAX_ROUNDS):
-        state = await load()
+        for change in editor.changes[seen:]:
+            state.apply(change)
+        seen = len(editor.changes)
         changed = False
         for arc in state.story.arcs:
             changed = await _arc_round(arc, state, editor, reason) or changed

@@ -14,7 +14,7 @@ restores them exactly; callers and ChangeViews see just the value or status):
 - `location` / character key / location key or None
 - `scene` / "location", "time_of_day", "weather" or "tone" / text (a location key for location)
 - `arc` / arc key / status; `episode` / "arc/episode" / status
-- `knowledge` / "character#id" / {"fact", "source", "turn", "certainty"} or None
+- `knowledge` / character key / {"fact", "source", "turn", "certainty"} (added; undo removes it)
 - `player` / user id / "active" or "left"
 """
 
@@ -24,11 +24,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
+from engine.db.models import utcnow
 from engine.results import ChangeView
+from engine.state.rows import PlaythroughRows
 
 RELATIONSHIP_FIELDS = ("trust", "affection", "familiarity")
 SCENE_FIELDS = ("location", "time_of_day", "weather", "tone")
@@ -50,9 +52,11 @@ class StateEditor:
         self.actor_user_id = actor_user_id
         self.turn_id = turn_id
         self.changes: list[ChangeView] = []
-        self._characters: dict[str, m.Character] | None = None
-        self._locations: dict[str, m.Location] | None = None
-        self._last_knowledge_target = ""
+        self.rows = PlaythroughRows(session, playthrough.id)
+        # Append-only rows, inserted in one statement each by `save()` (the ORM would send
+        # one INSERT ... RETURNING per row on SQLite).
+        self._pending: list[dict[str, Any]] = []
+        self._facts: list[dict[str, Any]] = []
         self._readers: dict[str, Callable[[str], Awaitable[Any]]] = {
             "flag": self._get_flag,
             "relationship": self._get_relationship_kind,
@@ -82,20 +86,40 @@ class StateEditor:
             return None
         after = self._stored(kind, value, before)
         await self._write(kind, target, after)
-        if kind == "knowledge" and value is not None:
-            target = self._last_knowledge_target
-        self.session.add(
-            m.Change(
-                playthrough_id=self.playthrough.id,
-                turn_id=self.turn_id,
-                kind=kind,
-                target=target,
-                before=before,
-                after=after,
-                reason=reason,
-                actor=self.actor,
-                actor_user_id=self.actor_user_id,
-            )
+        return await self._record(kind, target, before, after, shown, value, reason)
+
+    async def witness(self, keys: list[str], fact: dict[str, Any], reason: str) -> None:
+        """Every character in `keys` learns `fact`."""
+        for key in keys:
+            await self._write("knowledge", key, fact)
+            await self._record("knowledge", key, None, fact, None, fact, reason)
+
+    async def save(self) -> None:
+        """Write the buffered facts and Change rows: one statement each, whatever the count."""
+        if self._facts:
+            await self.session.execute(insert(m.Knowledge), self._facts)
+            self._facts = []
+        if self._pending:
+            await self.session.execute(insert(m.Change), self._pending)
+            self._pending = []
+
+    async def _record(
+        self, kind: str, target: str, before: Any, after: Any, shown: Any, value: Any, reason: str
+    ) -> ChangeView:
+        self._pending.append(
+            {
+                "playthrough_id": self.playthrough.id,
+                "turn_id": self.turn_id,
+                "kind": kind,
+                "target": target,
+                "before": before,
+                "after": after,
+                "reason": reason,
+                "actor": self.actor,
+                "actor_user_id": self.actor_user_id,
+                "reverted": False,
+                "created_at": utcnow(),
+            }
         )
         view = ChangeView(
             kind, target, shown, value, reason, self.actor, await self._label(kind, target)
@@ -112,8 +136,12 @@ class StateEditor:
                 .order_by(m.Change.id.desc())
             )
         ).all()
+        await self.save()
         for row in rows:
-            await self._write(row.kind, row.target, row.before)
+            if row.kind == "knowledge":
+                await self._forget(row.target, row.after)
+            else:
+                await self._write(row.kind, row.target, row.before)
             row.reverted = True
         return len(rows)
 
@@ -127,6 +155,8 @@ class StateEditor:
                 "set_by_user_id": self.actor_user_id,
                 "set_at_turn": turn,
             }
+        if kind == "knowledge" and value is not None:
+            return {"source": "witnessed", "certainty": 1.0, "turn": turn, **value}
         if kind in ("arc", "episode"):
             started = before["started_turn"] if before else None
             return {
@@ -144,37 +174,16 @@ class StateEditor:
         if kind in ("mood", "intent", "present", "location"):
             return (await self.character(target)).name
         if kind == "knowledge":
-            return (await self.character(target.partition("#")[0])).name
+            return (await self.character(target)).name
         return target
 
     # --- lookups -----------------------------------------------------------------------
 
     async def character(self, key: str) -> m.Character:
-        if self._characters is None:
-            rows = await self.session.scalars(
-                select(m.Character).where(m.Character.playthrough_id == self.playthrough.id)
-            )
-            self._characters = {row.key: row for row in rows}
-        return self._characters[key]
+        return await self.rows.character(key)
 
     async def location_row(self, key: str) -> m.Location:
-        return (await self._location_map())[key]
-
-    async def _location_map(self) -> dict[str, m.Location]:
-        if self._locations is None:
-            rows = await self.session.scalars(
-                select(m.Location).where(m.Location.playthrough_id == self.playthrough.id)
-            )
-            self._locations = {row.key: row for row in rows}
-        return self._locations
-
-    async def _location_key(self, location_id: int | None) -> str | None:
-        if location_id is None:
-            return None
-        for key, row in (await self._location_map()).items():
-            if row.id == location_id:
-                return key
-        return None
+        return (await self.rows.locations())[key]
 
     async def _pair(self, target: str) -> tuple[m.Character, m.Character]:
         source, _, other = target.partition("->")
@@ -182,51 +191,22 @@ class StateEditor:
 
     async def _relationship(self, target: str) -> m.Relationship | None:
         source, other = await self._pair(target)
-        row: m.Relationship | None = await self.session.scalar(
-            select(m.Relationship).where(
-                m.Relationship.playthrough_id == self.playthrough.id,
-                m.Relationship.source_id == source.id,
-                m.Relationship.target_id == other.id,
-            )
-        )
-        return row
-
-    async def _scene(self) -> m.Scene:
-        scene = await self.session.scalar(
-            select(m.Scene).where(m.Scene.playthrough_id == self.playthrough.id)
-        )
-        if scene is None:
-            raise LookupError("playthrough has no scene")
-        return scene
+        return (await self.rows.relationships()).get((source.id, other.id))
 
     async def _arc_row(self, key: str) -> m.ArcState:
-        row = await self.session.scalar(
-            select(m.ArcState).where(
-                m.ArcState.playthrough_id == self.playthrough.id, m.ArcState.arc_key == key
-            )
-        )
+        row = (await self.rows.arcs()).get(key)
         if row is None:
             raise LookupError(f"no arc {key!r}")
         return row
 
     async def _episode_row(self, target: str) -> m.EpisodeState:
         arc_key, _, episode_key = target.partition("/")
-        arc = await self._arc_row(arc_key)
-        row = await self.session.scalar(
-            select(m.EpisodeState).where(
-                m.EpisodeState.arc_state_id == arc.id, m.EpisodeState.episode_key == episode_key
-            )
-        )
-        if row is None:
-            raise LookupError(f"no episode {target!r}")
-        return row
+        return await self.rows.episode(arc_key, episode_key)
 
     # --- readers -----------------------------------------------------------------------
 
     async def _get_flag(self, name: str) -> Any:
-        row = await self.session.scalar(
-            select(m.Flag).where(m.Flag.playthrough_id == self.playthrough.id, m.Flag.name == name)
-        )
+        row = (await self.rows.flags()).get(name)
         if row is None:
             return None
         return {
@@ -254,12 +234,12 @@ class StateEditor:
         return read
 
     async def _get_character_location(self, key: str) -> Any:
-        return await self._location_key((await self.character(key)).location_id)
+        return await self.rows.location_key((await self.character(key)).location_id)
 
     async def _get_scene(self, field: str) -> Any:
-        scene = await self._scene()
+        scene = await self.rows.scene()
         if field == "location":
-            return await self._location_key(scene.location_id)
+            return await self.rows.location_key(scene.location_id)
         return getattr(scene, field)
 
     async def _get_arc(self, key: str) -> Any:
@@ -269,18 +249,7 @@ class StateEditor:
         return _progress(await self._episode_row(target))
 
     async def _get_knowledge(self, target: str) -> Any:
-        _, _, raw_id = target.partition("#")
-        if not raw_id:
-            return None
-        row = await self.session.get(m.Knowledge, int(raw_id))
-        if row is None:
-            return None
-        return {
-            "fact": row.fact,
-            "source": row.source,
-            "turn": row.turn_number,
-            "certainty": row.certainty,
-        }
+        return None  # facts are only ever added (and taken back by undo)
 
     async def _get_player(self, user_id: str) -> Any:
         row = await self.session.scalar(
@@ -297,15 +266,15 @@ class StateEditor:
     async def _write(self, kind: str, target: str, value: Any) -> None:
         pid = self.playthrough.id
         if kind == "flag":
-            row = await self.session.scalar(
-                select(m.Flag).where(m.Flag.playthrough_id == pid, m.Flag.name == target)
-            )
+            flags = await self.rows.flags()
+            row = flags.get(target)
             if value is None:
                 if row is not None:
                     await self.session.delete(row)
+                    del flags[target]
             else:
                 if row is None:
-                    row = m.Flag(playthrough_id=pid, name=target)
+                    row = flags[target] = m.Flag(playthrough_id=pid, name=target)
                     self.session.add(row)
                 row.value = value["value"]
                 row.set_by = value["set_by"]
@@ -313,12 +282,14 @@ class StateEditor:
                 row.set_at_turn = value["set_at_turn"]
         elif kind in RELATIONSHIP_FIELDS or kind == "relationship":
             rel = await self._relationship(target)
+            source, other = await self._pair(target)
+            relationships = await self.rows.relationships()
             if kind == "relationship" and value is None:
                 if rel is not None:
                     await self.session.delete(rel)
+                    del relationships[(source.id, other.id)]
                 return
             if rel is None:
-                source, other = await self._pair(target)
                 rel = m.Relationship(
                     playthrough_id=pid,
                     source_id=source.id,
@@ -330,6 +301,7 @@ class StateEditor:
                     history=[],
                 )
                 self.session.add(rel)
+                relationships[(source.id, other.id)] = rel
             if kind == "relationship":
                 rel.kind = value
             else:
@@ -340,7 +312,7 @@ class StateEditor:
             location = None if value is None else await self.location_row(value)
             (await self.character(target)).location_id = None if location is None else location.id
         elif kind == "scene":
-            scene = await self._scene()
+            scene = await self.rows.scene()
             if target == "location":
                 location = None if value is None else await self.location_row(value)
                 scene.location_id = None if location is None else location.id
@@ -362,33 +334,40 @@ class StateEditor:
                 row.left_at = None if value == "active" else datetime.now(UTC)
         else:
             raise ValueError(f"unknown change kind {kind!r}")
-        await self.session.flush()
 
     async def _set_progress(self, row: m.ArcState | m.EpisodeState, value: dict[str, Any]) -> None:
         row.status = value["status"]
         row.started_turn = value["started_turn"]
         row.completed_turn = value["completed_turn"]
 
-    async def _write_knowledge(self, target: str, value: Any) -> None:
-        key, _, raw_id = target.partition("#")
-        if value is None:
-            if raw_id:
-                await self.session.execute(delete(m.Knowledge).where(m.Knowledge.id == int(raw_id)))
-            return
+    async def _write_knowledge(self, key: str, value: Any) -> None:
         character = await self.character(key)
-        row = m.Knowledge(
-            playthrough_id=self.playthrough.id,
-            character_id=character.id,
-            fact=value["fact"],
-            source=value.get("source", "witnessed"),
-            turn_number=value.get("turn", self.playthrough.turn_count),
-            certainty=value.get("certainty", 1.0),
+        self._facts.append(
+            {
+                "playthrough_id": self.playthrough.id,
+                "character_id": character.id,
+                "fact": value["fact"],
+                "source": value.get("source", "witnessed"),
+                "turn_number": value.get("turn", self.playthrough.turn_count),
+                "certainty": value.get("certainty", 1.0),
+            }
         )
-        if raw_id:
-            row.id = int(raw_id)
-        self.session.add(row)
-        await self.session.flush()
-        self._last_knowledge_target = f"{key}#{row.id}"
+
+    async def _forget(self, key: str, value: dict[str, Any]) -> None:
+        """Take back one fact learned by a change (identical facts are interchangeable)."""
+        character = await self.character(key)
+        one = (
+            select(m.Knowledge.id)
+            .where(
+                m.Knowledge.character_id == character.id,
+                m.Knowledge.fact == value["fact"],
+                m.Knowledge.source == value.get("source", "witnessed"),
+                m.Knowledge.turn_number == value.get("turn", self.playthrough.turn_count),
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
+        await self.session.execute(delete(m.Knowledge).where(m.Knowledge.id == one))
 
 
 def _progress(row: m.ArcState | m.EpisodeState) -> dict[str, Any]:

@@ -6,13 +6,14 @@ are made from it. It holds plain values, so it can outlive the session that load
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
+from engine.results import ChangeView
 from engine.stories.schema import StoryFile
 
 
@@ -131,6 +132,33 @@ class Snapshot:
     @property
     def turn(self) -> int:
         return self.turn_count
+
+    def apply(self, change: ChangeView) -> None:
+        """Follow a change made in the database, so conditions see it without a reload."""
+        kind, target, value = change.kind, change.target, change.after
+        if kind == "flag":
+            if value is None:
+                self.flags.pop(target, None)
+            else:
+                self.flags[target] = FlagState(value, change.actor, self.turn_count)
+        elif kind in ("trust", "affection", "familiarity", "relationship"):
+            source, _, other = target.partition("->")
+            rel = self.relationships.get((source, other)) or RelationshipState(
+                source, other, "acquaintance", 0.0, 0.0, 0.0
+            )
+            field_name = "kind" if kind == "relationship" else kind
+            self.relationships[(source, other)] = replace(rel, **{field_name: value})
+        elif kind in ("mood", "intent", "present", "location") and target in self.characters:
+            field_name = "location_key" if kind == "location" else kind
+            self.characters[target] = replace(self.characters[target], **{field_name: value})
+        elif kind == "scene":
+            setattr(self, "scene_location" if target == "location" else target, value)
+        elif kind == "arc" and target in self.arcs:
+            self.arcs[target] = replace(self.arcs[target], status=value)
+        elif kind == "episode":
+            arc_key, _, episode_key = target.partition("/")
+            if arc_key in self.arcs:
+                self.arcs[arc_key].episodes[episode_key] = value
 
     # Helpers
     def present_characters(self) -> list[CharacterState]:

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import insert, select, update
 
 from engine.db import models as m
 from engine.db.models import utcnow
@@ -63,10 +63,14 @@ class TurnPipeline(EngineCore):
                 return None
             config = await session.get(m.GuildConfig, pt.guild_id)
             model = config.model if config else None
+            # Only the newest turn can be unfinished: turns are claimed one at a time.
             turn = await session.scalar(
-                select(m.Turn).where(m.Turn.playthrough_id == pt.id, m.Turn.status == "generating")
+                select(m.Turn)
+                .where(m.Turn.playthrough_id == pt.id)
+                .order_by(m.Turn.number.desc())
+                .limit(1)
             )
-            if turn is None:
+            if turn is None or turn.status != "generating":
                 pending = (
                     await session.scalars(
                         select(m.Message.id).where(
@@ -78,10 +82,8 @@ class TurnPipeline(EngineCore):
                 ).all()
                 if not pending:
                     return None
-                last = await session.scalar(
-                    select(func.max(m.Turn.number)).where(m.Turn.playthrough_id == pt.id)
-                )
-                turn = m.Turn(playthrough_id=pt.id, number=(last or 0) + 1, status="generating")
+                number = turn.number + 1 if turn else 1
+                turn = m.Turn(playthrough_id=pt.id, number=number, status="generating")
                 session.add(turn)
                 await session.flush()
                 await session.execute(
@@ -90,10 +92,10 @@ class TurnPipeline(EngineCore):
             return ClaimedTurn(pt.id, turn.id, pt.turn_count + 1, model)
 
     async def _run_turn(self, channel_id: int) -> None:
+        started = time.perf_counter()
         claimed = await self._claim(channel_id)
         if claimed is None:
             return
-        started = time.perf_counter()
         async with self.db.read() as session:
             pt = await session.get_one(m.Playthrough, claimed.playthrough_id)
             parts = await load_context_parts(
@@ -130,9 +132,12 @@ class TurnPipeline(EngineCore):
             )
             return
         plan = await self._direct(claimed, state, parser.posts, parts.inputs_text())
+        applying = time.perf_counter()
         result = await self._apply(
-            channel_id, claimed, parser, plan, context.tokens, context.dropped, prep_ms
+            channel_id, claimed, parser, plan, state, context.tokens, context.dropped, prep_ms
         )
+        # Engine time of the turn, LLM calls excluded (read by bench/turns.py).
+        self.turn_engine_ms.append(prep_ms + (time.perf_counter() - applying) * 1000)
         if result is not None:
             await self.sink.turn_finished(channel_id, result)
 
@@ -172,7 +177,11 @@ class TurnPipeline(EngineCore):
             # The players' input goes back to waiting, so the next turn or a retry uses it.
             await session.execute(
                 update(m.Message)
-                .where(m.Message.turn_id == claimed.turn_id, m.Message.kind == "player")
+                .where(
+                    m.Message.playthrough_id == claimed.playthrough_id,
+                    m.Message.turn_id == claimed.turn_id,
+                    m.Message.kind == "player",
+                )
                 .values(turn_id=None)
             )
             session.add(
@@ -191,6 +200,7 @@ class TurnPipeline(EngineCore):
         claimed: ClaimedTurn,
         parser: ScriptParser,
         plan: DirectorPlan,
+        state: Snapshot,
         tokens: int,
         dropped_context: dict[str, int],
         prep_ms: float,
@@ -202,7 +212,11 @@ class TurnPipeline(EngineCore):
             if turn.status != "generating" or pt.status == "ended":
                 log.info("turn %s was cancelled while generating", claimed.number)
                 return None
-            state = await self._snapshot(session, pt)
+            editor = self._editor(session, pt, actor="director", turn_id=turn.id)
+            # Load the rows a turn changes up front, so the writes below are flushed together.
+            await editor.rows.preload()
+            # `state` is the turn's starting point (read before the LLM calls); the editor
+            # reads and writes the current rows, and arcs see the turn's changes applied to it.
             posts = [
                 Post(
                     p.speaker.name,
@@ -214,20 +228,21 @@ class TurnPipeline(EngineCore):
                 )
                 for p in parser.posts
             ]
+            transcript = []
             for post in posts:
                 character = state.characters.get(post.character_key or "")
-                session.add(
-                    m.Message(
-                        playthrough_id=pt.id,
-                        turn_id=turn.id,
-                        kind="character" if character else "narrator",
-                        character_id=character.id if character else None,
-                        speaker_name=post.speaker,
-                        content=post.text,
-                    )
+                transcript.append(
+                    {
+                        "playthrough_id": pt.id,
+                        "turn_id": turn.id,
+                        "kind": "character" if character else "narrator",
+                        "character_id": character.id if character else None,
+                        "speaker_name": post.speaker,
+                        "content": post.text,
+                    }
                 )
+            await session.execute(insert(m.Message), transcript)
             pt.turn_count += 1
-            editor = self._editor(session, pt, actor="director", turn_id=turn.id)
             # Story characters who saw the turn remember it; players remember for themselves.
             witnesses = {c.key for c in state.present_characters() if not c.is_player}
             for edit in plan.edits:
@@ -235,14 +250,14 @@ class TurnPipeline(EngineCore):
                 if edit.kind == "present" and edit.value is True:
                     witnesses.add(edit.target)
             summary = plan.summary or _fallback_summary(posts)
-            for key in sorted(witnesses):
-                await editor.set(
-                    "knowledge",
-                    key,
-                    {"fact": summary, "source": "witnessed", "turn": pt.turn_count},
-                    "witnessed",
-                )
-            await advance_arcs(editor, lambda: self._snapshot(session, pt))
+            await editor.witness(
+                sorted(witnesses),
+                {"fact": summary, "source": "witnessed", "turn": pt.turn_count},
+                "witnessed",
+            )
+            state.turn_count = pt.turn_count
+            await advance_arcs(editor, state)
+            await editor.save()
             session.add(
                 m.Memory(
                     playthrough_id=pt.id,

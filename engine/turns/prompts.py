@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
-from engine.state.snapshot import Snapshot, StoryCache, load_snapshot
+from engine.state.snapshot import CharacterState, Snapshot, StoryCache, load_snapshot
 from engine.turns.context import MAX_WITNESSED, ContextParts, KnownFact, Line
 from engine.turns.director import director_instructions
 from engine.turns.script import ScriptPost
@@ -44,29 +44,18 @@ async def load_context_parts(
         for speaker, text in (
             await session.execute(
                 select(m.Message.speaker_name, m.Message.content)
-                .where(m.Message.turn_id == turn_id, m.Message.kind == "player")
+                .where(
+                    m.Message.playthrough_id == pid,
+                    m.Message.turn_id == turn_id,
+                    m.Message.kind == "player",
+                )
                 .order_by(m.Message.id)
             )
         ).all()
     ]
-    knowledge: list[KnownFact] = []
-    for character in state.present_characters():
-        if character.is_player:
-            continue
-        private = await session.scalars(
-            select(m.Knowledge)
-            .where(m.Knowledge.character_id == character.id, m.Knowledge.source != "witnessed")
-            .order_by(m.Knowledge.id)
-            .limit(MAX_PRIVATE_FACTS)
-        )
-        seen = await session.scalars(
-            select(m.Knowledge)
-            .where(m.Knowledge.character_id == character.id, m.Knowledge.source == "witnessed")
-            .order_by(m.Knowledge.turn_number.desc())
-            .limit(MAX_WITNESSED)
-        )
-        for row in [*private, *reversed(seen.all())]:
-            knowledge.append(KnownFact(character.key, row.fact, row.source, row.turn_number))
+    knowledge = await _knowledge_of(
+        session, [c for c in state.present_characters() if not c.is_player]
+    )
     summaries = (
         await session.scalars(
             select(m.Memory.content)
@@ -80,6 +69,42 @@ async def load_context_parts(
         )
     ).all()
     return ContextParts(state, transcript, inputs, knowledge, list(reversed(summaries)))
+
+
+async def _knowledge_of(session: AsyncSession, characters: list[CharacterState]) -> list[KnownFact]:
+    """Private facts and the latest witnessed ones of each character, in one statement made
+    of small index range scans (a window over all their knowledge grows with history)."""
+    if not characters:
+        return []
+    keys = {c.id: c.key for c in characters}
+    columns = (
+        m.Knowledge.character_id,
+        m.Knowledge.fact,
+        m.Knowledge.source,
+        m.Knowledge.turn_number,
+    )
+    parts = []
+    for character_id in keys:
+        mine = m.Knowledge.character_id == character_id
+        parts.append(
+            select(*columns)
+            .where(mine, m.Knowledge.source != "witnessed")
+            .order_by(m.Knowledge.turn_number)
+            .limit(MAX_PRIVATE_FACTS)
+            .subquery()
+        )
+        parts.append(
+            select(*columns)
+            .where(mine, m.Knowledge.source == "witnessed")
+            .order_by(m.Knowledge.turn_number.desc())
+            .limit(MAX_WITNESSED)
+            .subquery()
+        )
+    query = union_all(*(select(part) for part in parts))
+    rows = (await session.execute(query)).all()
+    facts = [KnownFact(keys[cid], fact, source, turn) for cid, fact, source, turn in rows]
+    facts.sort(key=lambda f: (f.character_key, f.turn))
+    return facts
 
 
 def director_messages(

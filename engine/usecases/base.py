@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,7 @@ class EngineCore:
         self.options = options or EngineOptions()
         self.stories = StoryCache()
         self.collect_windows = CollectWindows(self.options.collect_window_seconds)
+        self.turn_engine_ms: deque[float] = deque(maxlen=10_000)
         self.dispatcher = ChannelDispatcher(
             self._run_turn_safely,
             collect_window=self.collect_windows.for_channel,

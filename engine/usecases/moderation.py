@@ -29,9 +29,8 @@ class ModerationUseCases(EngineCore):
             state = await self._snapshot(session, pt)
             editor = self._editor(session, pt, actor="moderator", user_id=moderator_id)
             await edit(editor, state)
-            await advance_arcs(
-                editor, lambda: self._snapshot(session, pt), "after a moderator edit"
-            )
+            await advance_arcs(editor, state, "after a moderator edit")
+            await editor.save()
             self._log_event(
                 session,
                 pt,

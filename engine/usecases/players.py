@@ -151,6 +151,7 @@ class PlayerUseCases(EngineCore):
             editor = self._editor(session, pt, actor="player", user_id=user_id)
             await editor.set("player", str(user_id), "left", "left the story")
             await editor.set("present", info.character_key, False, "their player left")
+            await editor.save()
             self._log_event(session, pt, "edit", f"{info.display_name} left")
             return info
 
@@ -161,6 +162,7 @@ class PlayerUseCases(EngineCore):
             editor = self._editor(session, pt, actor="moderator", user_id=moderator_id)
             await editor.set("player", str(user_id), "left", "removed by a moderator")
             await editor.set("present", info.character_key, False, "their player was removed")
+            await editor.save()
             self._log_event(
                 session,
                 pt,

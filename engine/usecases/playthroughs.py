@@ -100,7 +100,8 @@ class PlaythroughUseCases(EngineCore):
                 await session.flush()
                 await populate_playthrough(session, row, loaded.story)
                 editor = self._editor(session, row, actor="story")
-                await advance_arcs(editor, lambda: self._snapshot(session, row), "story start")
+                await advance_arcs(editor, await self._snapshot(session, row), "story start")
+                await editor.save()
                 opening = loaded.story.story.opening
                 if opening:
                     session.add(

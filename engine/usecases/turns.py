@@ -50,7 +50,9 @@ class TurnUseCases(TurnPipeline):
                 await self._revert(session, pt, turn)
                 await session.execute(
                     delete(m.Message).where(
-                        m.Message.turn_id == turn.id, m.Message.kind != "player"
+                        m.Message.playthrough_id == pt.id,
+                        m.Message.turn_id == turn.id,
+                        m.Message.kind != "player",
                     )
                 )
                 turn.status = "generating"

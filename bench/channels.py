@@ -1,0 +1,64 @@
+"""Many channels at once: wall time against the ideal, with a fixed LLM latency.
+
+    .venv/bin/python bench/channels.py [--channels 200] [--turns 5] [--latency-ms 200]
+
+Each channel plays `--turns` turns one after another (each turn is two LLM calls: scene and
+director). With unlimited parallelism the ideal wall time is turns x 2 x latency; the engine
+runs with LLM_CONCURRENCY = channels, so the cap is not what limits it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from common import close, machine, make_engine, peak_rss_mib, start_double
+
+from engine.facade import Engine
+
+GUILD = 1
+
+
+async def play_channel(engine: Engine, channel: int, turns: int) -> None:
+    for n in range(turns):
+        await engine.submit_input(channel, channel, f"Move {n} in channel {channel}.")
+        await engine.wait_idle(channel)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--channels", type=int, default=200)
+    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--latency-ms", type=float, default=200.0)
+    args = parser.parse_args()
+    latency = args.latency_ms / 1000
+    server = await start_double(latency=latency)
+    with tempfile.TemporaryDirectory() as folder:
+        engine = await make_engine(Path(folder) / "channels.db", server, concurrency=args.channels)
+        try:
+            channels = range(1_000, 1_000 + args.channels)
+            for channel in channels:
+                await engine.start(GUILD, channel, "last_map")
+                await engine.join(channel, channel, f"player{channel}", character="the_surveyor")
+            started = time.perf_counter()
+            await asyncio.gather(*(play_channel(engine, c, args.turns) for c in channels))
+            wall = time.perf_counter() - started
+        finally:
+            await close(engine)
+            await server.stop()
+    ideal = args.turns * 2 * latency
+    calls = len(server.requests)
+    print(f"machine: {machine()}")
+    print(
+        f"{args.channels} channels x {args.turns} turns, {args.latency_ms:.0f} ms per LLM call "
+        f"({calls} calls, at most {server.max_in_flight} in flight)"
+    )
+    print(f"wall {wall:.2f} s, ideal {ideal:.2f} s, throughput {100 * ideal / wall:.1f}% of ideal")
+    print(f"peak RSS: {peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

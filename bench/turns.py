@@ -1,0 +1,88 @@
+"""Engine time per turn (LLM time excluded) and prompt size against history length.
+
+    .venv/bin/python bench/turns.py [--turns 200] [--history 0,1000,10000]
+
+For each history length a fresh database gets that many finished turns, then `--turns` turns
+are played through the engine against the LLM double (no added latency). Engine time is
+claim + context + apply, including the commits; the two LLM calls are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from common import close, machine, make_engine, peak_rss_mib, seed_history, start_double
+from sqlalchemy import select
+
+from engine.db import models as m
+
+CHANNEL, GUILD, PLAYER = 1, 1, 7
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def measure(history: int, turns: int, folder: Path, budget: int) -> dict[str, float]:
+    server = await start_double(latency=0.0)
+    engine = await make_engine(folder / f"h{history}.db", server, context_tokens=budget)
+    try:
+        await engine.start(GUILD, CHANNEL, "last_map")
+        await engine.join(CHANNEL, PLAYER, "bench", character="the_surveyor")
+        started = time.perf_counter()
+        await seed_history(engine, CHANNEL, history)
+        seeding = time.perf_counter() - started
+        for n in range(turns):
+            await engine.submit_input(CHANNEL, PLAYER, f"I ask about the map, attempt {n}.")
+            await engine.wait_idle(CHANNEL)
+        times = list(engine.turn_engine_ms)
+        async with engine.db.read() as session:
+            tokens = (
+                await session.scalars(
+                    select(m.Turn.context_tokens)
+                    .where(m.Turn.context_tokens.is_not(None))
+                    .order_by(m.Turn.id.desc())
+                    .limit(turns)
+                )
+            ).all()
+        return {
+            "history": history,
+            "turns": len(times),
+            "p50": statistics.median(times),
+            "p99": percentile(times, 99),
+            "max": max(times),
+            "prompt_tokens": max(t for t in tokens if t is not None),
+            "budget": budget,
+            "seed_s": seeding,
+        }
+    finally:
+        await close(engine)
+        await server.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--history", default="0,1000,10000")
+    parser.add_argument("--budget", type=int, default=8_000)
+    args = parser.parse_args()
+    print(f"machine: {machine()}; {args.turns} turns per history length")
+    print("history  turns  engine p50 ms  p99 ms  max ms  prompt tokens (budget)")
+    with tempfile.TemporaryDirectory() as folder:
+        for history in [int(h) for h in args.history.split(",")]:
+            r = await measure(history, args.turns, Path(folder), args.budget)
+            print(
+                f"{r['history']:>7}  {r['turns']:>5}  {r['p50']:>13.2f}  {r['p99']:>6.2f}  "
+                f"{r['max']:>6.2f}  {r['prompt_tokens']:>6} ({r['budget']})"
+            )
+    print(f"peak RSS: {peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
