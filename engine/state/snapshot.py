@@ -168,6 +168,49 @@ class Snapshot:
         return {p.character_key for p in self.players.values()}
 
 
+def copy_snapshot(state: Snapshot) -> Snapshot:
+    """A copy whose containers can be changed without touching the original."""
+    return replace(
+        state,
+        characters=dict(state.characters),
+        relationships=dict(state.relationships),
+        flags=dict(state.flags),
+        arcs={key: replace(arc, episodes=dict(arc.episodes)) for key, arc in state.arcs.items()},
+        players=dict(state.players),
+    )
+
+
+class StateCache:
+    """Snapshots of live playthroughs kept between turns, so a turn does not reload them.
+
+    Correct only while this process is the one writer of its playthroughs (one process per
+    shard of channels, design §9). Every write path either hands back the snapshot it
+    changed (`put`, refused if anything else wrote since it was read) or `invalidate`s it.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[int, Snapshot] = {}
+        self._versions: dict[int, int] = {}
+
+    def get(self, playthrough_id: int) -> tuple[Snapshot | None, int]:
+        version = self._versions.get(playthrough_id, 0)
+        state = self._states.get(playthrough_id)
+        return (copy_snapshot(state) if state is not None else None), version
+
+    def put(self, state: Snapshot, read_at: int) -> None:
+        pid = state.playthrough_id
+        version = self._versions.get(pid, 0)
+        self._versions[pid] = version + 1
+        if version == read_at:
+            self._states[pid] = copy_snapshot(state)
+        else:
+            self._states.pop(pid, None)
+
+    def invalidate(self, playthrough_id: int) -> None:
+        self._versions[playthrough_id] = self._versions.get(playthrough_id, 0) + 1
+        self._states.pop(playthrough_id, None)
+
+
 class StoryCache:
     """Parsed story files by database id; parsing a large story per turn would be wasteful."""
 
@@ -196,7 +239,9 @@ async def load_snapshot(
         story = stories.get(story_row.id, story_row.data)
 
     locations_rows = (
-        await session.scalars(select(m.Location).where(m.Location.playthrough_id == pid))
+        await session.scalars(
+            select(m.Location).where(m.Location.playthrough_id == pid).order_by(m.Location.id)
+        )
     ).all()
     by_id = {row.id: row.key for row in locations_rows}
     locations = {
@@ -210,7 +255,9 @@ async def load_snapshot(
         for row in locations_rows
     }
     character_rows = (
-        await session.scalars(select(m.Character).where(m.Character.playthrough_id == pid))
+        await session.scalars(
+            select(m.Character).where(m.Character.playthrough_id == pid).order_by(m.Character.id)
+        )
     ).all()
     characters = {
         row.key: CharacterState(

@@ -98,14 +98,14 @@ class TurnPipeline(EngineCore):
             return
         async with self.db.read() as session:
             pt = await session.get_one(m.Playthrough, claimed.playthrough_id)
+            state, version = await self._versioned_snapshot(session, pt)
             parts = await load_context_parts(
-                session, pt, claimed.turn_id, self.stories, self.options.recent_messages
+                session, pt, state, claimed.turn_id, self.options.recent_messages
             )
         context = build_scene_context(parts, self.options.context_tokens)
         if context.dropped:
             log.info("turn %s: context over budget, dropped %s", claimed.number, context.dropped)
         prep_ms = (time.perf_counter() - started) * 1000
-        state = parts.state
         npcs = {c.key: c.name for c in state.characters.values() if not c.is_player}
         players = {c.key: c.name for c in state.characters.values() if c.is_player}
         # Models also address players by their user names: never let those speak either.
@@ -136,6 +136,10 @@ class TurnPipeline(EngineCore):
         result = await self._apply(
             channel_id, claimed, parser, plan, state, context.tokens, context.dropped, prep_ms
         )
+        if result is None:
+            self.states.invalidate(claimed.playthrough_id)
+        else:
+            self.states.put(state, version)  # now holds this turn's changes
         # Engine time of the turn, LLM calls excluded (read by bench/turns.py).
         self.turn_engine_ms.append(prep_ms + (time.perf_counter() - applying) * 1000)
         if result is not None:

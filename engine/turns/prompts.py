@@ -6,7 +6,7 @@ from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
-from engine.state.snapshot import CharacterState, Snapshot, StoryCache, load_snapshot
+from engine.state.snapshot import CharacterState, Snapshot
 from engine.turns.context import MAX_WITNESSED, ContextParts, KnownFact, Line
 from engine.turns.director import director_instructions
 from engine.turns.script import ScriptPost
@@ -18,12 +18,11 @@ MAX_SUMMARIES = 8
 async def load_context_parts(
     session: AsyncSession,
     playthrough: m.Playthrough,
+    state: Snapshot,
     turn_id: int,
-    stories: StoryCache,
     recent_messages: int,
 ) -> ContextParts:
-    """Everything the scene prompt is built from, in a few indexed queries."""
-    state = await load_snapshot(session, playthrough, stories)
+    """Everything else the scene prompt is built from, in a few indexed queries."""
     pid = playthrough.id
     recent = (
         await session.execute(

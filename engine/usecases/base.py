@@ -17,7 +17,7 @@ from engine.errors import NoPlaythrough, NotFound, StoryPaused
 from engine.llm import LLMGateway
 from engine.sink import OutputSink
 from engine.state.editor import StateEditor
-from engine.state.snapshot import Snapshot, StoryCache, load_snapshot
+from engine.state.snapshot import Snapshot, StateCache, StoryCache, load_snapshot
 from engine.stories import StoryCatalog
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class EngineCore:
         self.sink = sink
         self.options = options or EngineOptions()
         self.stories = StoryCache()
+        self.states = StateCache()
         self.collect_windows = CollectWindows(self.options.collect_window_seconds)
         self.turn_engine_ms: deque[float] = deque(maxlen=10_000)
         self.dispatcher = ChannelDispatcher(
@@ -99,7 +100,20 @@ class EngineCore:
         return row
 
     async def _snapshot(self, session: AsyncSession, playthrough: m.Playthrough) -> Snapshot:
-        return await load_snapshot(session, playthrough, self.stories)
+        return (await self._versioned_snapshot(session, playthrough))[0]
+
+    async def _versioned_snapshot(
+        self, session: AsyncSession, playthrough: m.Playthrough
+    ) -> tuple[Snapshot, int]:
+        """The playthrough's state (a private copy) and the cache version it was read at;
+        give it back with `self.states.put(state, version)` after committing changes to it."""
+        state, version = self.states.get(playthrough.id)
+        if state is None or state.status != playthrough.status:
+            state = await load_snapshot(session, playthrough, self.stories)
+            self.states.put(state, version)
+            version += 1
+        state.turn_count = playthrough.turn_count
+        return state, version
 
     def _editor(
         self,

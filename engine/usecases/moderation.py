@@ -26,7 +26,7 @@ class ModerationUseCases(EngineCore):
     ) -> list[ChangeView]:
         async with self.db.write() as session:
             pt = await self._playthrough(session, channel_id)
-            state = await self._snapshot(session, pt)
+            state, version = await self._versioned_snapshot(session, pt)
             editor = self._editor(session, pt, actor="moderator", user_id=moderator_id)
             await edit(editor, state)
             await advance_arcs(editor, state, "after a moderator edit")
@@ -38,7 +38,8 @@ class ModerationUseCases(EngineCore):
                 summary,
                 {"user_id": moderator_id, "changes": [c.describe() for c in editor.changes]},
             )
-            return editor.changes
+        self.states.put(state, version)
+        return editor.changes
 
     async def set_flag(
         self, channel_id: int, moderator_id: int, name: str, value: FlagValue

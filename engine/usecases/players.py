@@ -142,7 +142,9 @@ class PlayerUseCases(EngineCore):
                 f"{display_name} joined as {row.name}",
                 {"user_id": user_id, "character": key},
             )
-            return PlayerInfo(user_id, display_name, key, row.name, row.personality)
+            info = PlayerInfo(user_id, display_name, key, row.name, row.personality)
+        self.states.invalidate(pt.id)  # after the commit: a new character and player
+        return info
 
     async def leave(self, channel_id: int, user_id: int) -> PlayerInfo:
         async with self.db.write() as session:
@@ -153,7 +155,8 @@ class PlayerUseCases(EngineCore):
             await editor.set("present", info.character_key, False, "their player left")
             await editor.save()
             self._log_event(session, pt, "edit", f"{info.display_name} left")
-            return info
+        self.states.invalidate(pt.id)
+        return info
 
     async def remove_player(self, channel_id: int, user_id: int, moderator_id: int) -> PlayerInfo:
         async with self.db.write() as session:
@@ -170,7 +173,8 @@ class PlayerUseCases(EngineCore):
                 f"moderator removed {info.display_name}",
                 {"user_id": moderator_id, "removed": user_id},
             )
-            return info
+        self.states.invalidate(pt.id)
+        return info
 
     async def players(self, channel_id: int) -> list[PlayerInfo]:
         async with self.db.read() as session:

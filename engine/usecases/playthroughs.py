@@ -115,9 +115,11 @@ class PlaythroughUseCases(EngineCore):
                 self._log_event(
                     session, row, "edit", f"story {loaded.key!r} started", {"user_id": user_id}
                 )
-                return _info(row, story_row, opening)
+                info = _info(row, story_row, opening)
         except IntegrityError:
             raise ChannelBusy("A story was just started in this channel.") from None
+        self.states.invalidate(info.id)  # arcs opened at the start are not in the cached copy
+        return info
 
     async def end(self, channel_id: int, user_id: int | None = None) -> PlaythroughInfo:
         return await self._set_status(channel_id, "ended", user_id)
@@ -160,4 +162,6 @@ class PlaythroughUseCases(EngineCore):
             )
             self._log_event(session, row, "edit", f"story {status}", {"user_id": user_id})
             story = await session.get_one(m.Story, row.story_id)
-            return _info(row, story)
+            info = _info(row, story)
+        self.states.invalidate(info.id)
+        return info

@@ -28,7 +28,8 @@ class TurnUseCases(TurnPipeline):
             self._log_event(
                 session, pt, "edit", f"turn {number} undone", {"user_id": user_id}, turn_id=turn.id
             )
-            return number
+        self.states.invalidate(pt.id)  # reverted rows, not changes the snapshot could follow
+        return number
 
     async def retry(self, channel_id: int, user_id: int | None = None) -> None:
         """Write the last turn again: a failed turn is run again with the same input; a
@@ -64,6 +65,7 @@ class TurnUseCases(TurnPipeline):
                     {"user_id": user_id},
                     turn_id=turn.id,
                 )
+        self.states.invalidate(pt.id)
         # Already inside the channel's queue: run the turn now, without a collect window.
         await self._run_turn(channel_id)
 
