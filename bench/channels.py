@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import tempfile
 import time
 from pathlib import Path
 
-from common import close, machine, make_engine, peak_rss_mib, start_double
+from common import ExternalDouble, close, machine, make_engine, peak_rss_mib
 
 from engine.facade import Engine
 
@@ -33,9 +34,19 @@ async def main() -> None:
     parser.add_argument("--channels", type=int, default=200)
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--latency-ms", type=float, default=200.0)
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval for this run (seconds)",
+    )
     args = parser.parse_args()
+    if args.switch_interval:
+        import sys
+
+        sys.setswitchinterval(args.switch_interval)
     latency = args.latency_ms / 1000
-    server = await start_double(latency=latency)
+    server = await ExternalDouble.start(latency)
     with tempfile.TemporaryDirectory() as folder:
         engine = await make_engine(Path(folder) / "channels.db", server, concurrency=args.channels)
         try:
@@ -43,20 +54,24 @@ async def main() -> None:
             for channel in channels:
                 await engine.start(GUILD, channel, "last_map")
                 await engine.join(channel, channel, f"player{channel}", character="the_surveyor")
+            before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.perf_counter()
             await asyncio.gather(*(play_channel(engine, c, args.turns) for c in channels))
             wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_SELF)
         finally:
             await close(engine)
             await server.stop()
     ideal = args.turns * 2 * latency
-    calls = len(server.requests)
     print(f"machine: {machine()}")
     print(
         f"{args.channels} channels x {args.turns} turns, {args.latency_ms:.0f} ms per LLM call "
-        f"({calls} calls, at most {server.max_in_flight} in flight)"
+        "(LLM double in its own process)"
     )
     print(f"wall {wall:.2f} s, ideal {ideal:.2f} s, throughput {100 * ideal / wall:.1f}% of ideal")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    turns = args.channels * args.turns
+    print(f"engine process CPU while playing: {cpu:.2f} s ({1000 * cpu / turns:.1f} ms per turn)")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
 
 

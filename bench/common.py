@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import platform
 import random
@@ -58,8 +59,44 @@ async def start_double(latency: float) -> LLMDouble:
     return await server.start()
 
 
+class ExternalDouble:
+    """The LLM double in its own process, as a real endpoint would be: its CPU time is not
+    the engine's."""
+
+    def __init__(self, process: asyncio.subprocess.Process, base_url: str) -> None:
+        self.process = process
+        self.base_url = base_url
+
+    @classmethod
+    async def start(cls, latency: float) -> ExternalDouble:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.llm_double",
+            "--latency-ms",
+            str(latency * 1000),
+            "--scene",
+            SCENE,
+            "--director",
+            DIRECTOR,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        line = (await process.stdout.readline()).decode().strip()
+        return cls(process, line.rsplit(" ", 1)[-1])
+
+    async def stop(self) -> None:
+        self.process.terminate()
+        await self.process.wait()
+
+
 async def make_engine(
-    db_path: Path, server: LLMDouble, *, concurrency: int = 4, context_tokens: int = 8_000
+    db_path: Path,
+    server: LLMDouble | ExternalDouble,
+    *,
+    concurrency: int = 4,
+    context_tokens: int = 8_000,
 ) -> Engine:
     db = Database(f"sqlite+aiosqlite:///{db_path}")
     await upgrade_to_head(db.engine)

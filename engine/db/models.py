@@ -38,7 +38,7 @@ NAMING_CONVENTION = {
 
 # Status values, kept as plain strings so SQLite and PostgreSQL store them alike.
 PLAYTHROUGH_STATUSES = ("active", "paused", "ended")
-TURN_STATUSES = ("pending", "generating", "done", "failed", "undone")
+TURN_STATUSES = ("done", "failed", "undone")
 MESSAGE_KINDS = ("player", "narrator", "character", "system")
 ARC_STATUSES = ("locked", "active", "completed")
 KNOWLEDGE_SOURCES = ("witnessed", "told", "story")

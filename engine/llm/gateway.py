@@ -11,6 +11,7 @@ The call's purpose ("scene", "director", ...) is sent as the `X-Dreamwalkers-Pur
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
@@ -32,6 +33,11 @@ JSON_ONLY = (
     "Reply with one JSON object only, no prose and no code fences. It must match this JSON "
     "schema:\n"
 )
+
+
+@functools.cache
+def _json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    return schema.model_json_schema()
 
 
 def _translate(error: Exception, model: str) -> LLMError:
@@ -150,14 +156,14 @@ class LLMGateway:
                 "type": "json_schema",
                 "json_schema": {
                     "name": schema.__name__,
-                    "schema": schema.model_json_schema(),
+                    "schema": _json_schema(schema),
                     "strict": False,
                 },
             }
         elif mode == "json_object":
             extra["response_format"] = {"type": "json_object"}
         else:
-            instruction = JSON_ONLY + str(schema.model_json_schema())
+            instruction = JSON_ONLY + str(_json_schema(schema))
             prompt.append({"role": "system", "content": instruction})
         text = await self.complete_text(prompt, purpose=purpose, model=name, **extra)
         data = extract_json_object(text)

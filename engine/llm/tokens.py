@@ -18,7 +18,8 @@ def estimate_tokens(text: str) -> int:
         return 0
     by_chars = len(text) / 4
     by_words = len(text.split()) * 1.3
-    non_ascii = sum(1 for ch in text if ord(ch) > 127) if not text.isascii() else 0
+    # Extra UTF-8 bytes stand in for non-Latin text (counted in C, not char by char).
+    non_ascii = 0 if text.isascii() else len(text.encode("utf-8", "surrogatepass")) - len(text)
     return int((max(by_chars, by_words) + non_ascii * 0.5) * _MARGIN) + 1
 
 

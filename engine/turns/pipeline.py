@@ -1,11 +1,13 @@
-"""A turn: claim the pending input, build the context, stream the scene, ask the director,
-apply everything in one transaction (design §3).
+"""A turn: read the waiting input and the context, stream the scene, ask the director, and
+store everything in one write transaction (design §3).
 
-No transaction is open during an LLM call: the turn is claimed in one short write
-transaction, the context read in a read transaction, and the result applied in a last write
-transaction. A crash in between leaves the turn `generating` with its input attached; the next
-start runs it again (`recover`). Nothing is in the transcript until the final transaction, so
-no turn is stored twice.
+No transaction is open during an LLM call, and the only write transaction is the last one:
+it creates the turn, attaches exactly the inputs that were read (input arriving meanwhile
+waits for the next turn) and applies the changes. A crash before it leaves the input
+waiting, and the next start answers it (`recover`); a crash after it has nothing left to do.
+So no input is lost and no turn is stored twice. Keeping writes to one short transaction
+matters: SQLite has one writer, and under load every statement inside a write transaction
+waits for the busy event loop.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
 from engine.db.models import utcnow
@@ -34,8 +37,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ClaimedTurn:
+    """The input a turn answers, read before any LLM call."""
+
     playthrough_id: int
-    turn_id: int
+    input_ids: tuple[int, ...]
     number: int  # as players count turns: done turns so far + 1
     model: str | None
 
@@ -45,62 +50,50 @@ class TurnPipeline(EngineCore):
         try:
             await self._run_turn(channel_id)
         except Exception:
-            # The worker must survive anything; the turn stays `generating` for recovery.
+            # The worker must survive anything; the input stays waiting for a retry.
             log.exception("turn in channel %s failed unexpectedly", channel_id)
             await self.sink.notice(
                 channel_id, "Something went wrong while writing this turn.", retryable=True
             )
 
-    async def _claim(self, channel_id: int) -> ClaimedTurn | None:
-        """Take the channel's pending input as one turn (or the turn left unfinished)."""
-        async with self.db.write() as session:
+    async def _guild_model(self, session: AsyncSession, guild_id: int) -> str | None:
+        if guild_id not in self.guild_models:
+            config = await session.get(m.GuildConfig, guild_id)
+            self.guild_models[guild_id] = config.model if config else None
+        return self.guild_models[guild_id]
+
+    async def _run_turn(self, channel_id: int) -> None:
+        started = time.perf_counter()
+        async with self.db.read() as session:
             pt = await session.scalar(
                 select(m.Playthrough).where(
                     m.Playthrough.channel_id == channel_id, m.Playthrough.status == "active"
                 )
             )
             if pt is None:
-                return None
-            config = await session.get(m.GuildConfig, pt.guild_id)
-            model = config.model if config else None
-            # Only the newest turn can be unfinished: turns are claimed one at a time.
-            turn = await session.scalar(
-                select(m.Turn)
-                .where(m.Turn.playthrough_id == pt.id)
-                .order_by(m.Turn.number.desc())
-                .limit(1)
-            )
-            if turn is None or turn.status != "generating":
-                pending = (
-                    await session.scalars(
-                        select(m.Message.id).where(
-                            m.Message.playthrough_id == pt.id,
-                            m.Message.turn_id.is_(None),
-                            m.Message.kind == "player",
-                        )
+                return
+            waiting = (
+                await session.scalars(
+                    select(m.Message.id)
+                    .where(
+                        m.Message.playthrough_id == pt.id,
+                        m.Message.turn_id.is_(None),
+                        m.Message.kind == "player",
                     )
-                ).all()
-                if not pending:
-                    return None
-                number = turn.number + 1 if turn else 1
-                turn = m.Turn(playthrough_id=pt.id, number=number, status="generating")
-                session.add(turn)
-                await session.flush()
-                await session.execute(
-                    update(m.Message).where(m.Message.id.in_(pending)).values(turn_id=turn.id)
+                    .order_by(m.Message.id)
                 )
-            return ClaimedTurn(pt.id, turn.id, pt.turn_count + 1, model)
-
-    async def _run_turn(self, channel_id: int) -> None:
-        started = time.perf_counter()
-        claimed = await self._claim(channel_id)
-        if claimed is None:
-            return
-        async with self.db.read() as session:
-            pt = await session.get_one(m.Playthrough, claimed.playthrough_id)
+            ).all()
+            if not waiting:
+                return
+            claimed = ClaimedTurn(
+                pt.id,
+                tuple(waiting),
+                pt.turn_count + 1,
+                await self._guild_model(session, pt.guild_id),
+            )
             state, version = await self._versioned_snapshot(session, pt)
             parts = await load_context_parts(
-                session, pt, state, claimed.turn_id, self.options.recent_messages
+                session, pt, state, claimed.input_ids, self.options.recent_messages
             )
         context = build_scene_context(parts, self.options.context_tokens)
         if context.dropped:
@@ -173,25 +166,26 @@ class TurnPipeline(EngineCore):
         return plan_changes(output, state)
 
     async def _fail(self, claimed: ClaimedTurn, error: str) -> None:
+        """Record the failed attempt; the input stays waiting for the next turn or a retry."""
         async with self.db.write() as session:
-            turn = await session.get_one(m.Turn, claimed.turn_id)
-            turn.status = "failed"
-            turn.error = error
-            turn.finished_at = utcnow()
-            # The players' input goes back to waiting, so the next turn or a retry uses it.
-            await session.execute(
-                update(m.Message)
-                .where(
-                    m.Message.playthrough_id == claimed.playthrough_id,
-                    m.Message.turn_id == claimed.turn_id,
-                    m.Message.kind == "player",
+            number = await session.scalar(
+                select(func.max(m.Turn.number)).where(
+                    m.Turn.playthrough_id == claimed.playthrough_id
                 )
-                .values(turn_id=None)
             )
+            turn = m.Turn(
+                playthrough_id=claimed.playthrough_id,
+                number=(number or 0) + 1,
+                status="failed",
+                error=error,
+                finished_at=utcnow(),
+            )
+            session.add(turn)
+            await session.flush()
             session.add(
                 m.EventLog(
                     playthrough_id=claimed.playthrough_id,
-                    turn_id=claimed.turn_id,
+                    turn_id=turn.id,
                     kind="error",
                     summary=f"turn {claimed.number} failed: {error}",
                     data={"error": error},
@@ -212,10 +206,20 @@ class TurnPipeline(EngineCore):
         started = time.perf_counter()
         async with self.db.write() as session:
             pt = await session.get_one(m.Playthrough, claimed.playthrough_id)
-            turn = await session.get_one(m.Turn, claimed.turn_id)
-            if turn.status != "generating" or pt.status == "ended":
-                log.info("turn %s was cancelled while generating", claimed.number)
+            if pt.status != "active":
+                log.info("turn %s dropped: the story was %s meanwhile", claimed.number, pt.status)
                 return None
+            number = await session.scalar(
+                select(func.max(m.Turn.number)).where(m.Turn.playthrough_id == pt.id)
+            )
+            turn = m.Turn(playthrough_id=pt.id, number=(number or 0) + 1, status="done")
+            session.add(turn)
+            await session.flush()
+            await session.execute(
+                update(m.Message)
+                .where(m.Message.id.in_(claimed.input_ids), m.Message.turn_id.is_(None))
+                .values(turn_id=turn.id)
+            )
             editor = self._editor(session, pt, actor="director", turn_id=turn.id)
             # Load the rows a turn changes up front, so the writes below are flushed together.
             await editor.rows.preload()
@@ -272,7 +276,6 @@ class TurnPipeline(EngineCore):
                     turn_to=pt.turn_count,
                 )
             )
-            turn.status = "done"
             turn.context_tokens = tokens
             turn.finished_at = utcnow()
             notes = list(plan.notes) + [f"dropped line for a player: {d}" for d in parser.dropped]

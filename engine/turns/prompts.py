@@ -19,7 +19,7 @@ async def load_context_parts(
     session: AsyncSession,
     playthrough: m.Playthrough,
     state: Snapshot,
-    turn_id: int,
+    input_ids: tuple[int, ...],
     recent_messages: int,
 ) -> ContextParts:
     """Everything else the scene prompt is built from, in a few indexed queries."""
@@ -43,11 +43,7 @@ async def load_context_parts(
         for speaker, text in (
             await session.execute(
                 select(m.Message.speaker_name, m.Message.content)
-                .where(
-                    m.Message.playthrough_id == pid,
-                    m.Message.turn_id == turn_id,
-                    m.Message.kind == "player",
-                )
+                .where(m.Message.id.in_(input_ids))
                 .order_by(m.Message.id)
             )
         ).all()

@@ -46,6 +46,9 @@ class CollectWindows:
         self._guild_of[channel_id] = guild_id
         self._by_guild[guild_id] = window
 
+    def knows(self, channel_id: int) -> bool:
+        return channel_id in self._guild_of
+
     def update_guild(self, guild_id: int, window: float | None) -> None:
         self._by_guild[guild_id] = window
 
@@ -73,6 +76,7 @@ class EngineCore:
         self.options = options or EngineOptions()
         self.stories = StoryCache()
         self.states = StateCache()
+        self.guild_models: dict[int, str | None] = {}  # per-server model override
         self.collect_windows = CollectWindows(self.options.collect_window_seconds)
         self.turn_engine_ms: deque[float] = deque(maxlen=10_000)
         self.dispatcher = ChannelDispatcher(

@@ -86,4 +86,5 @@ class GuildUseCases(EngineCore):
             await session.flush()
             view = _view(guild_id, row)
         self.collect_windows.update_guild(guild_id, view.collect_window_seconds)
+        self.guild_models[guild_id] = view.model
         return view

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
@@ -235,36 +236,51 @@ class PlayerUseCases(EngineCore):
                 f"That is {len(text)} characters; keep one input under {limit} and split the rest."
             )
         self.dispatcher.check_capacity(channel_id)
-        async with self.db.write() as session:
+        # Checks read outside the write transaction, which then holds one INSERT: writers
+        # queue behind each other, so their transactions stay as short as possible.
+        async with self.db.read() as session:
             pt = await self._playthrough(session, channel_id, running=True)
-            config = await session.get(m.GuildConfig, pt.guild_id)
-            self.collect_windows.note(
-                channel_id, pt.guild_id, config.collect_window_seconds if config else None
-            )
+            if not self.collect_windows.knows(channel_id):
+                config = await session.get(m.GuildConfig, pt.guild_id)
+                window = config.collect_window_seconds if config else None
+                self.collect_windows.note(channel_id, pt.guild_id, window)
             if discord_message_id is not None:
                 seen = await session.scalar(
                     select(m.Message.id).where(m.Message.discord_message_id == discord_message_id)
                 )
                 if seen is not None:
                     return InputReceipt(seen, duplicate=True)
-            info = await self._active_player(session, pt.id, user_id)
-            character_id = await session.scalar(
-                select(m.Character.id).where(
-                    m.Character.playthrough_id == pt.id, m.Character.key == info.character_key
+            player = (
+                await session.execute(
+                    select(m.Character.id, m.Character.name)
+                    .join(m.Player, m.Player.character_id == m.Character.id)
+                    .where(
+                        m.Player.playthrough_id == pt.id,
+                        m.Player.user_id == user_id,
+                        m.Player.left_at.is_(None),
+                    )
                 )
-            )
-            row = m.Message(
-                playthrough_id=pt.id,
-                kind="player",
-                author_user_id=user_id,
-                character_id=character_id,
-                speaker_name=info.character_name,
-                content=f"*{text}*" if action else text,
-                discord_message_id=discord_message_id,
-            )
-            session.add(row)
-            await session.flush()
-            receipt = InputReceipt(row.id, duplicate=False)
+            ).first()
+        if player is None:
+            raise NotPlaying("You are not playing in this story; use /join first.")
+        character_id, character_name = player
+        try:
+            async with self.db.write() as session:
+                row = m.Message(
+                    playthrough_id=pt.id,
+                    kind="player",
+                    author_user_id=user_id,
+                    character_id=character_id,
+                    speaker_name=character_name,
+                    content=f"*{text}*" if action else text,
+                    discord_message_id=discord_message_id,
+                )
+                session.add(row)
+                await session.flush()
+                receipt = InputReceipt(row.id, duplicate=False)
+        except IntegrityError:
+            # The same Discord message delivered twice at the same moment: stored once.
+            return InputReceipt(0, duplicate=True)
         if queue:
             self.dispatcher.signal_input(channel_id)
         return receipt

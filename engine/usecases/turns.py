@@ -3,7 +3,7 @@ already underway, so they never race a turn of the same channel."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
@@ -56,7 +56,13 @@ class TurnUseCases(TurnPipeline):
                         m.Message.kind != "player",
                     )
                 )
-                turn.status = "generating"
+                # Its input waits again, so the turn below answers it afresh.
+                await session.execute(
+                    update(m.Message)
+                    .where(m.Message.playthrough_id == pt.id, m.Message.turn_id == turn.id)
+                    .values(turn_id=None)
+                )
+                turn.status = "undone"
                 self._log_event(
                     session,
                     pt,
@@ -95,22 +101,18 @@ class TurnUseCases(TurnPipeline):
         return editor.changes
 
     async def recover(self) -> list[int]:
-        """At start-up: resume every channel with input waiting or a turn left unfinished."""
+        """At start-up: answer every channel with input waiting (also input whose turn was cut
+        off by a crash: nothing of a turn is stored before its last transaction)."""
         async with self.db.read() as session:
             channels = (
                 await session.scalars(
                     select(m.Playthrough.channel_id)
                     .where(m.Playthrough.status == "active")
                     .where(
-                        or_(
-                            m.Playthrough.id.in_(
-                                select(m.Turn.playthrough_id).where(m.Turn.status == "generating")
-                            ),
-                            m.Playthrough.id.in_(
-                                select(m.Message.playthrough_id).where(
-                                    m.Message.turn_id.is_(None), m.Message.kind == "player"
-                                )
-                            ),
+                        m.Playthrough.id.in_(
+                            select(m.Message.playthrough_id).where(
+                                m.Message.turn_id.is_(None), m.Message.kind == "player"
+                            )
                         )
                     )
                 )

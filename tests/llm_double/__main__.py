@@ -8,8 +8,14 @@ import asyncio
 from tests.llm_double.server import LLMDouble
 
 
-async def serve(port: int, latency_ms: float, chunk_delay_ms: float) -> None:
-    server = LLMDouble(port=port, latency=latency_ms / 1000, chunk_delay=chunk_delay_ms / 1000)
+async def serve(args: argparse.Namespace) -> None:
+    server = LLMDouble(
+        port=args.port, latency=args.latency_ms / 1000, chunk_delay=args.chunk_delay_ms / 1000
+    )
+    if args.scene:
+        server.set_default("scene", args.scene)
+    if args.director:
+        server.set_default("director", args.director)
     await server.start()
     print(f"listening on {server.base_url}", flush=True)
     try:
@@ -23,8 +29,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
+    parser.add_argument("--scene", help="the reply to every scene call")
+    parser.add_argument("--director", help="the reply (JSON) to every director call")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.latency_ms, args.chunk_delay_ms))
+    asyncio.run(serve(args))
 
 
 if __name__ == "__main__":
