@@ -246,6 +246,8 @@ def test_scene_move_takes_players_and_leaves_unlisted_npcs_behind() -> None:
         Edit("location", "alice", "docks", "moved with the scene"),
         Edit("location", "mira", "docks", "follows"),
         Edit("present", "bram", False, "stayed behind"),
+        # Zora was already at the docks: the scene arriving there puts her in it.
+        Edit("present", "zora", True, "was already there"),
     )
     assert result.notes == ()
 

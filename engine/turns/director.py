@@ -24,8 +24,10 @@ never raises and every number it yields is finite. The documented rules and rang
 - Moods and intents (non-player characters only): trimmed to 100 and 300 characters; an
   empty text means no change.
 - Scene: the location must be known. When the scene moves, present player characters move
-  along, and present non-player characters not listed here as present=true are left behind
-  (present=false, old location kept). Time of day, weather and tone: ≤ 100 characters.
+  along, present non-player characters not listed here as present=true are left behind
+  (present=false, old location kept), and non-player characters already at the new location
+  join the scene unless listed as present=false. Time of day, weather and tone: ≤ 100
+  characters.
 - Importance is clamped to [0, 1] (0.5 if not finite); the summary is trimmed to 500
   characters. Texts lose control characters, lone surrogates and runs of whitespace.
 """
@@ -216,6 +218,9 @@ class _Planner:
                 elif c.present and not c.is_player and not wanted.get(c.key, (False, ""))[0]:
                     reason = wanted.get(c.key, (False, "stayed behind"))[1] or "stayed behind"
                     wanted[c.key] = (False, reason)
+                elif not c.present and not c.is_player and c.location_key == self.location:
+                    # Whoever is where the scene moves to is in it, unless said otherwise.
+                    wanted.setdefault(c.key, (True, "was already there"))
         for key, (present, reason) in wanted.items():
             character = self.state.characters[key]
             if present:
@@ -375,7 +380,7 @@ player character's own feelings.
 - flags: story facts, snake_case names, true/false, a number or a short text.
 - learned: a specific fact a character present was told or found out (≤ {MAX_FACT} characters).
 - presence: a non-player character entering (true) or leaving (false). When the scene moves \
-to another location, player characters come along and non-player characters stay behind \
-unless listed here as present.
+to another location, player characters come along, non-player characters stay behind \
+unless listed here as present, and those already there join unless listed as absent.
 - moods: a non-player character's new mood (a few words) and intent (one sentence).
 - importance: 0 (small talk) to 1 (a turning point)."""

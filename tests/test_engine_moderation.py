@@ -1,0 +1,131 @@
+"""Starting, joining, views and moderator actions: what players and moderators see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import ChannelBusy, InvalidInput, NoPlaythrough, NotFound, StoryPaused
+from tests.engine_support import CHANNEL, GUILD, MOD, TEST_STORY, catalog_of, running_engine
+from tests.llm_double import LLMDouble
+
+ASH, ROWAN = 11, 12
+
+
+@pytest.fixture
+def catalog():  # type: ignore[no-untyped-def]
+    return catalog_of(TEST_STORY)
+
+
+async def test_one_story_per_channel_and_joining_rules(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        with pytest.raises(NoPlaythrough):
+            await engine.scene(CHANNEL)
+        with pytest.raises(NotFound, match="Stories: inn"):
+            await engine.start(GUILD, CHANNEL, "nowhere", MOD)
+        info = await engine.start(GUILD, CHANNEL, "inn", MOD)
+        assert info.opening.startswith("Rain hammers")
+        with pytest.raises(ChannelBusy):
+            await engine.start(GUILD, CHANNEL, "inn", MOD)
+        ash = await engine.join(CHANNEL, ASH, "ashley", character="Ash")
+        assert ash.character_key == "ash"
+        with pytest.raises(InvalidInput, match="already played by ashley"):
+            await engine.join(CHANNEL, ROWAN, "rowan", character="ash")
+        with pytest.raises(InvalidInput, match="already playing Ash"):
+            await engine.join(CHANNEL, ASH, "ashley", character="rowan")
+        with pytest.raises(InvalidInput, match="character of the story"):
+            await engine.join(CHANNEL, ROWAN, "rowan", character="Mira")
+        custom = await engine.join(
+            CHANNEL, ROWAN, "rowan", character="Tilde", description="A ferrywoman."
+        )
+        assert (custom.character_name, custom.description) == ("Tilde", "A ferrywoman.")
+        present = {c.name for c in (await engine.scene(CHANNEL)).present}
+        assert present == {"Mira", "Vesna", "Ash", "Tilde"}
+        # The authored relationship to the suggested character came alive when Ash joined.
+        rels = {(r.source_key, r.target_key) for r in await engine.relationships(CHANNEL, "Ash")}
+        assert rels == {("mira", "ash")}
+        await engine.leave(CHANNEL, ROWAN)
+        assert "Tilde" not in {c.name for c in (await engine.scene(CHANNEL)).present}
+        await engine.end(CHANNEL, MOD)
+        await engine.start(GUILD, CHANNEL, "inn", MOD)  # a new story may start after the end
+
+
+async def test_moderator_actions_are_changes_with_the_moderator_in_the_log(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.join(CHANNEL, ASH, "ashley", character="ash")
+        changes = await engine.set_flag(CHANNEL, MOD, "door_open", True)
+        kinds = [(c.kind, c.target, c.after) for c in changes]
+        assert ("flag", "door_open", True) in kinds
+        assert ("episode", "escape/the_door", "completed") in kinds  # it opened the next
+        flags = {f.name: (f.value, f.set_by) for f in await engine.flags(CHANNEL)}
+        assert flags["door_open"] == (True, "moderator")
+        await engine.set_relationship(CHANNEL, MOD, "mira", "Ash", trust=0.9)
+        [rel] = [r for r in await engine.relationships(CHANNEL, "ash") if r.source_key == "mira"]
+        assert rel.trust == 0.9
+        arcs = {a.key: a for a in await engine.arcs(CHANNEL)}
+        assert arcs["bond"].episodes[0].status == "completed"  # trust >= 0.3 completed it
+        await engine.set_scene(CHANNEL, MOD, location="cellar", weather="hail")
+        scene = await engine.scene(CHANNEL)
+        assert (scene.location_name, scene.weather) == ("Flooded Cellar", "hail")
+        # Everyone present came along, and Bram, who was down there, is in the scene now.
+        assert {c.name for c in scene.present} == {"Mira", "Vesna", "Ash", "Bram"}
+        await engine.character_leave(CHANNEL, MOD, "bram")
+        await engine.character_enter(CHANNEL, MOD, "bram")
+        assert "Bram" in {c.name for c in (await engine.scene(CHANNEL)).present}
+        await engine.character_leave(CHANNEL, MOD, "Vesna")
+        assert "Vesna" not in {c.name for c in (await engine.scene(CHANNEL)).present}
+        await engine.reopen_episode(CHANNEL, MOD, "escape", "below")
+        await engine.unset_flag(CHANNEL, MOD, "door_open")
+        assert "door_open" not in {f.name for f in await engine.flags(CHANNEL)}
+        await engine.remove_player(CHANNEL, ASH, MOD)
+        assert await engine.players(CHANNEL) == []
+        log = await engine.event_log(CHANNEL, limit=50)
+        edits = [e.summary for e in log if e.kind == "edit"]
+        assert "flag door_open = True" in edits
+        assert "moderator removed ashley" in edits
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda e: e.set_relationship(CHANNEL, MOD, "mira", "Zed", trust=0.1), "called 'Zed'"),
+        (lambda e: e.set_relationship(CHANNEL, MOD, "mira", "ash", trust=2.0), "between -1"),
+        (lambda e: e.set_scene(CHANNEL, MOD, location="attic"), "no location called 'attic'"),
+        (lambda e: e.character_enter(CHANNEL, MOD, "mira"), "already in the scene"),
+        (lambda e: e.unset_flag(CHANNEL, MOD, "nope"), "no flag 'nope'"),
+        (lambda e: e.set_flag(CHANNEL, MOD, "Bad Name", 1), "lowercase letters"),
+        (lambda e: e.complete_episode(CHANNEL, MOD, "escape", "roof"), "no episode called"),
+        (lambda e: e.remove_player(CHANNEL, 999, MOD), "not playing"),
+        (lambda e: e.relationships(CHANNEL, "Nobody"), "Known: "),
+    ],
+)
+async def test_unknown_names_and_bad_values_are_named(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any, call: Any, message: str
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.join(CHANNEL, ASH, "ashley", character="ash")
+        with pytest.raises((NotFound, InvalidInput), match=message):
+            await call(engine)
+
+
+async def test_paused_story_takes_no_input_until_resumed(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, sink):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.join(CHANNEL, ASH, "ashley", character="ash")
+        await engine.pause(CHANNEL, MOD)
+        with pytest.raises(StoryPaused):
+            await engine.submit_input(CHANNEL, ASH, "Hello?")
+        await engine.resume(CHANNEL, MOD)
+        await engine.submit_input(CHANNEL, ASH, "Hello?")
+        await engine.wait_idle(CHANNEL)
+        assert len(sink.results) == 1
