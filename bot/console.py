@@ -26,8 +26,9 @@ from typing import TextIO
 from engine.bootstrap import build_engine, close_engine, load_stories
 from engine.errors import EngineError
 from engine.facade import Engine
-from engine.results import Post, TurnResult
+from engine.results import TurnResult
 from engine.settings import Settings
+from engine.sink import NullSink
 from engine.stories import StoryCatalog, load_story
 
 CONSOLE_GUILD_ID = 1
@@ -44,8 +45,9 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-class ConsoleSink:
-    """Prints whole posts when the turn is stored (streamed text is not repeated)."""
+class ConsoleSink(NullSink):
+    """Prints whole posts when the turn is stored (streamed text is not shown: a terminal
+    line per post reads better than a line per streamed fragment)."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -53,15 +55,6 @@ class ConsoleSink:
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
         self.out.flush()
-
-    async def turn_started(self, channel_id: int, turn_number: int) -> None:
-        return None
-
-    async def post_started(self, channel_id: int, index: int, post: Post) -> None:
-        return None
-
-    async def text_streamed(self, channel_id: int, index: int, delta: str) -> None:
-        return None
 
     async def turn_finished(self, channel_id: int, result: TurnResult) -> None:
         for post in result.posts:
