@@ -320,7 +320,10 @@ class Change(Base):
 
 class Memory(Base):
     __tablename__ = "memories"
-    __table_args__ = (Index("ix_memories_playthrough_importance", "playthrough_id", "importance"),)
+    __table_args__ = (
+        # Summaries are read newest first by turn (prompts, recaps).
+        Index("ix_memories_playthrough_kind_turn", "playthrough_id", "kind", "turn_to"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     playthrough_id: Mapped[int] = mapped_column(ForeignKey("playthroughs.id", ondelete="CASCADE"))

@@ -59,7 +59,7 @@ async def load_context_parts(
                 m.Memory.kind == "summary",
                 m.Memory.turn_to <= playthrough.turn_count - MAX_SUMMARIES,
             )
-            .order_by(m.Memory.id.desc())
+            .order_by(m.Memory.turn_to.desc())
             .limit(MAX_SUMMARIES)
         )
     ).all()

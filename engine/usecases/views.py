@@ -124,7 +124,7 @@ class ViewUseCases(EngineCore):
                 await session.scalars(
                     select(m.Memory.content)
                     .where(m.Memory.playthrough_id == pt.id, m.Memory.kind == "summary")
-                    .order_by(m.Memory.id.desc())
+                    .order_by(m.Memory.turn_to.desc())
                     .limit(limit)
                 )
             ).all()

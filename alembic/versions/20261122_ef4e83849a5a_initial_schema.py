@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 691e6762ab66
+Revision ID: ef4e83849a5a
 Revises: 
-Create Date: 2026-11-22 22:59:14.420687
+Create Date: 2026-11-22 23:51:34.071150
 
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = '691e6762ab66'
+revision: str = 'ef4e83849a5a'
 down_revision: Union[str, None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -111,7 +111,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_memories'))
     )
     with op.batch_alter_table('memories', schema=None) as batch_op:
-        batch_op.create_index('ix_memories_playthrough_importance', ['playthrough_id', 'importance'], unique=False)
+        batch_op.create_index('ix_memories_playthrough_kind_turn', ['playthrough_id', 'kind', 'turn_to'], unique=False)
 
     op.create_table('turns',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -329,7 +329,7 @@ def downgrade() -> None:
 
     op.drop_table('turns')
     with op.batch_alter_table('memories', schema=None) as batch_op:
-        batch_op.drop_index('ix_memories_playthrough_importance')
+        batch_op.drop_index('ix_memories_playthrough_kind_turn')
 
     op.drop_table('memories')
     op.drop_table('locations')
