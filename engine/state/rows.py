@@ -28,12 +28,6 @@ class PlaythroughRows:
         self._arcs: dict[str, m.ArcState] | None = None
         self._episodes: dict[tuple[str, str], m.EpisodeState] | None = None
 
-    async def preload(self) -> None:
-        """Load the kinds every turn touches, before any object is added to the session."""
-        await self.characters()
-        await self.relationships()
-        await self.flags()
-
     async def _all(self, model: Any) -> list[Any]:
         return list(
             await self.session.scalars(select(model).where(model.playthrough_id == self.pid))

@@ -28,7 +28,7 @@ from engine.state.arcs import advance_arcs
 from engine.state.snapshot import Snapshot
 from engine.turns.context import build_scene_context
 from engine.turns.director import DirectorOutput, DirectorPlan, plan_changes
-from engine.turns.prompts import director_messages, load_context_parts
+from engine.turns.prompts import director_messages, load_context_parts, load_recent
 from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
 from engine.usecases.base import EngineCore
 
@@ -72,28 +72,18 @@ class TurnPipeline(EngineCore):
             )
             if pt is None:
                 return
-            waiting = (
-                await session.scalars(
-                    select(m.Message.id)
-                    .where(
-                        m.Message.playthrough_id == pt.id,
-                        m.Message.turn_id.is_(None),
-                        m.Message.kind == "player",
-                    )
-                    .order_by(m.Message.id)
-                )
-            ).all()
+            transcript, waiting = await load_recent(session, pt.id, self.options.recent_messages)
             if not waiting:
                 return
             claimed = ClaimedTurn(
                 pt.id,
-                tuple(waiting),
+                tuple(message_id for message_id, _ in waiting),
                 pt.turn_count + 1,
                 await self._guild_model(session, pt.guild_id),
             )
             state, version = await self._versioned_snapshot(session, pt)
             parts = await load_context_parts(
-                session, pt, state, claimed.input_ids, self.options.recent_messages
+                session, pt, state, transcript, [line for _, line in waiting]
             )
         context = build_scene_context(parts, self.options.context_tokens)
         if context.dropped:
@@ -209,20 +199,29 @@ class TurnPipeline(EngineCore):
             if pt.status != "active":
                 log.info("turn %s dropped: the story was %s meanwhile", claimed.number, pt.status)
                 return None
-            number = await session.scalar(
-                select(func.max(m.Turn.number)).where(m.Turn.playthrough_id == pt.id)
+            next_number = (
+                select(func.coalesce(func.max(m.Turn.number), 0) + 1)
+                .where(m.Turn.playthrough_id == pt.id)
+                .scalar_subquery()
             )
-            turn = m.Turn(playthrough_id=pt.id, number=(number or 0) + 1, status="done")
-            session.add(turn)
-            await session.flush()
+            turn_id = await session.scalar(
+                insert(m.Turn)
+                .values(
+                    playthrough_id=pt.id,
+                    number=next_number,
+                    status="done",
+                    context_tokens=tokens,
+                    finished_at=utcnow(),
+                )
+                .returning(m.Turn.id)
+            )
+            assert turn_id is not None
             await session.execute(
                 update(m.Message)
                 .where(m.Message.id.in_(claimed.input_ids), m.Message.turn_id.is_(None))
-                .values(turn_id=turn.id)
+                .values(turn_id=turn_id)
             )
-            editor = self._editor(session, pt, actor="director", turn_id=turn.id)
-            # Load the rows a turn changes up front, so the writes below are flushed together.
-            await editor.rows.preload()
+            editor = self._editor(session, pt, actor="director", turn_id=turn_id)
             # `state` is the turn's starting point (read before the LLM calls); the editor
             # reads and writes the current rows, and arcs see the turn's changes applied to it.
             posts = [
@@ -242,7 +241,7 @@ class TurnPipeline(EngineCore):
                 transcript.append(
                     {
                         "playthrough_id": pt.id,
-                        "turn_id": turn.id,
+                        "turn_id": turn_id,
                         "kind": "character" if character else "narrator",
                         "character_id": character.id if character else None,
                         "speaker_name": post.speaker,
@@ -276,8 +275,6 @@ class TurnPipeline(EngineCore):
                     turn_to=pt.turn_count,
                 )
             )
-            turn.context_tokens = tokens
-            turn.finished_at = utcnow()
             notes = list(plan.notes) + [f"dropped line for a player: {d}" for d in parser.dropped]
             apply_ms = (time.perf_counter() - started) * 1000
             self._log_event(
@@ -292,7 +289,7 @@ class TurnPipeline(EngineCore):
                     "changes": [c.describe() for c in editor.changes],
                     "engine_ms": round(prep_ms + apply_ms, 3),
                 },
-                turn_id=turn.id,
+                turn_id=turn_id,
             )
             visible = tuple(c for c in editor.changes if c.kind != "knowledge")
             return TurnResult(channel_id, pt.turn_count, tuple(posts), visible, tuple(notes))

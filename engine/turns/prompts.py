@@ -15,39 +15,47 @@ MAX_PRIVATE_FACTS = 20
 MAX_SUMMARIES = 8
 
 
+MAX_INPUTS_PER_TURN = 50
+
+
+async def load_recent(
+    session: AsyncSession, playthrough_id: int, recent_messages: int
+) -> tuple[list[Line], list[tuple[int, Line]]]:
+    """The recent transcript and the player input waiting for a turn, in one query: waiting
+    input is always the newest (a turn takes all of it), so both sit at the end."""
+    waits = m.Message.turn_id.is_(None) & (m.Message.kind == "player")
+    rows = (
+        await session.execute(
+            select(m.Message.id, m.Message.speaker_name, m.Message.content, waits)
+            .outerjoin(m.Turn, m.Turn.id == m.Message.turn_id)
+            .where(
+                m.Message.playthrough_id == playthrough_id,
+                (m.Turn.status == "done")
+                | (m.Message.turn_id.is_(None) & m.Message.kind.in_(("narrator", "player"))),
+            )
+            .order_by(m.Message.id.desc())
+            .limit(recent_messages + MAX_INPUTS_PER_TURN)
+        )
+    ).all()
+    transcript: list[Line] = []
+    waiting: list[tuple[int, Line]] = []
+    for message_id, speaker, text, is_waiting in reversed(rows):
+        if is_waiting:
+            waiting.append((message_id, Line(speaker, text)))
+        else:
+            transcript.append(Line(speaker, text))
+    return transcript[-recent_messages:], waiting
+
+
 async def load_context_parts(
     session: AsyncSession,
     playthrough: m.Playthrough,
     state: Snapshot,
-    input_ids: tuple[int, ...],
-    recent_messages: int,
+    transcript: list[Line],
+    inputs: list[Line],
 ) -> ContextParts:
     """Everything else the scene prompt is built from, in a few indexed queries."""
     pid = playthrough.id
-    recent = (
-        await session.execute(
-            select(m.Message.speaker_name, m.Message.content)
-            .outerjoin(m.Turn, m.Turn.id == m.Message.turn_id)
-            .where(
-                m.Message.playthrough_id == pid,
-                (m.Turn.status == "done")
-                | (m.Message.turn_id.is_(None) & (m.Message.kind == "narrator")),
-            )
-            .order_by(m.Message.id.desc())
-            .limit(recent_messages)
-        )
-    ).all()
-    transcript = [Line(speaker, text) for speaker, text in reversed(recent)]
-    inputs = [
-        Line(speaker, text)
-        for speaker, text in (
-            await session.execute(
-                select(m.Message.speaker_name, m.Message.content)
-                .where(m.Message.id.in_(input_ids))
-                .order_by(m.Message.id)
-            )
-        ).all()
-    ]
     knowledge = await _knowledge_of(
         session, [c for c in state.present_characters() if not c.is_player]
     )
