@@ -46,12 +46,25 @@ class LoadedStory:
     story: StoryFile
 
     def summary(self) -> str:
-        episodes = sum(len(arc.episodes) for arc in self.story.arcs)
-        return (
-            f"{self.path}: {self.key} ({self.story.story.title!r}): "
-            f"{len(self.story.characters)} characters, {len(self.story.locations)} locations, "
-            f"{len(self.story.arcs)} arcs, {episodes} episodes, {len(self.story.lore)} lore entries"
+        story = self.story
+        episodes = sum(len(arc.episodes) for arc in story.arcs)
+        counts = ", ".join(
+            _count(n, word)
+            for n, word in (
+                (len(story.characters), "character"),
+                (len(story.locations), "location"),
+                (len(story.arcs), "arc"),
+                (episodes, "episode"),
+                (len(story.lore), "lore entry"),
+            )
         )
+        return f"{self.path}: {self.key} ({story.story.title!r}): {counts}"
+
+
+def _count(n: int, word: str) -> str:
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"
 
 
 def _entry_label(raw: Any, loc: Sequence[int | str]) -> tuple[str, str]:
