@@ -338,3 +338,32 @@ async def test_model_output_mentions_are_kept_as_text(
         await begin(engine, (ASH_USER, "ash"))
         await turn(engine, ASH_USER, "Hello?")
         assert "@everyone" in " ".join(p.text for p in sink.results[0].posts)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"relationships": "lots", "flags": {"door_open": true}}',
+        "[1, 2, 3]",
+        '{"flags": [{"name": 5, "value": [1]}], "presence": [{"character": null}]}',
+        '{"relationships": [{"source": "mira", "target": "ash", "trust": "NaN"}]}',
+        '{"scene": {"location": {"nested": true}}, "importance": "very"}',
+        '{"summary": ' + '"x' * 3000 + '"}',
+        "I think the door opens? {not json at all",
+    ],
+)
+async def test_model_output_of_any_shape_never_corrupts_state(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any, reply: str
+) -> None:
+    llm_server.reply("director", reply)
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, sink):
+        await begin(engine, (ASH_USER, "ash"))
+        rels = await engine.relationships(CHANNEL)
+        flags = await engine.flags(CHANNEL)
+        await turn(engine, ASH_USER, "I try the door.")
+        assert len(sink.results) == 1  # the story went on
+        assert await engine.relationships(CHANNEL) == rels
+        assert await engine.flags(CHANNEL) == flags
+        # And the next turn still works.
+        await turn(engine, ASH_USER, "Again.")
+        assert len(sink.results) == 2
