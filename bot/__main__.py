@@ -14,13 +14,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import discord
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from engine.db.database import create_engine
 from engine.db.migrate import upgrade_to_head
 from engine.settings import Settings, SettingsError, load_settings
-from engine.stories import StoryError, find_story_files, load_catalog, load_story
+from engine.stories import StoryError, find_story_files, load_story
 
 log = logging.getLogger("dreamwalkers")
 
@@ -69,18 +70,29 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bot.run import run_bot
+
     settings = load_settings()
     settings.require_discord_token()
     _configure_logging(settings.log_level)
     asyncio.run(_migrate(settings))
-    catalog = load_catalog(settings.stories_dir)
-    for problem in catalog.problems:
-        log.warning("story not loaded: %s", problem)
-    log.info("%d stories ready in %s", len(catalog.stories), settings.stories_dir)
-    print(
-        "Configuration is valid and the database is migrated, but the Discord layer is not "
-        "built yet: there is no bot to start in this version."
-    )
+    try:
+        asyncio.run(run_bot(settings))
+    except discord.LoginFailure:
+        raise CommandFailed(
+            "DISCORD_TOKEN was refused by Discord: check the token.", EXIT_CONFIG
+        ) from None
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from bot.run import sync_commands
+
+    settings = load_settings()
+    settings.require_discord_token()
+    _configure_logging(settings.log_level)
+    count = asyncio.run(sync_commands(settings))
+    print(f"Synced {count} commands globally (Discord may take up to an hour to show them).")
     return EXIT_OK
 
 
@@ -136,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the Discord bot. Needs DISCORD_TOKEN.",
     )
     run.set_defaults(handler=cmd_run)
+
+    sync = commands.add_parser(
+        "sync",
+        help="register slash commands with Discord for every server",
+        description="Sync the slash commands globally (use DEV_GUILD_ID while developing: "
+        "commands then appear at once in that server).",
+    )
+    sync.set_defaults(handler=cmd_sync)
 
     migrate = commands.add_parser(
         "migrate",

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # Discord
     discord_token: SecretStr | None = None
     dev_guild_id: int | None = Field(default=None, gt=0)
+    # Discord-compatible servers (and the test double): REST base and gateway URL.
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
 
     # LLM endpoint (any OpenAI-compatible server)
     openai_api_key: SecretStr | None = None

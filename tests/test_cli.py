@@ -91,18 +91,6 @@ def test_unusable_database_url_is_a_configuration_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_run_with_token_migrates_and_says_discord_is_not_built(tmp_path: Path) -> None:
-    result = run_cli(
-        "run",
-        cwd=tmp_path,
-        env={"DISCORD_TOKEN": "secret-token-value", "STORIES_DIR": str(ROOT / "stories")},
-    )
-    assert result.returncode == 0, result.stderr
-    assert "not built yet" in result.stdout
-    assert (tmp_path / "data" / "dreamwalkers.db").exists()
-    assert "secret-token-value" not in result.stdout + result.stderr
-
-
 def test_validate_bundled_stories_prints_a_summary_per_story(tmp_path: Path) -> None:
     result = run_cli("validate", str(ROOT / "stories"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr

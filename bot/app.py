@@ -1,0 +1,73 @@
+"""The Discord bot: built by the entry point with the engine and its sink handed in."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.discord_sink import DiscordSink
+from bot.tree import DreamTree
+from engine.facade import Engine
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+EXTENSIONS = ("bot.cogs.play", "bot.cogs.gm")
+
+
+def bot_intents(message_content: bool = True) -> discord.Intents:
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.message_content = message_content
+    return intents
+
+
+class DreamwalkersBot(commands.Bot):
+    def __init__(
+        self,
+        engine: Engine,
+        sink: DiscordSink,
+        settings: Settings,
+        *,
+        message_content: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=bot_intents(message_content),
+            tree_cls=DreamTree,
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            **options,
+        )
+        self.engine = engine
+        self.sink = sink
+        self.settings = settings
+        sink.attach(self, self._retry_view, self._shows_changes)
+
+    def _retry_view(self, channel_id: int) -> discord.ui.View:
+        from bot.cogs.play import RetryView
+
+        return RetryView(self, channel_id)
+
+    async def _shows_changes(self, guild_id: int) -> bool:
+        return (await self.engine.guild_settings(guild_id)).show_changes
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.settings.dev_guild_id:
+            guild = discord.Object(self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to the dev guild", len(synced))
+        # Input that waited through a restart, and turns a crash cut off, are answered now.
+        resumed = await self.engine.recover()
+        if resumed:
+            log.info("resuming %d channels", len(resumed))
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s in %d servers", self.user, len(self.guilds))

@@ -1,0 +1,1 @@
+"""Discord cogs, loaded as extensions in the bot's setup_hook."""

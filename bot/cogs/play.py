@@ -1,0 +1,303 @@
+"""Players' commands, plain-message play, and the story list. Each command checks its input,
+makes one engine call and renders the result; errors are the tree's business."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.permissions import require_moderator
+from bot.render import scene_embed
+from engine.dispatcher import QueueFull
+from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from bot.app import DreamwalkersBot
+
+log = logging.getLogger(__name__)
+QUIET = discord.AllowedMentions.none()
+OUT_OF_CHARACTER = re.compile(r"^\s*(\(\(|//|\[\[|ooc:)", re.IGNORECASE)
+ACK = "🪶"
+
+
+class RetryView(discord.ui.View):
+    """A Retry button under a failed turn's notice."""
+
+    def __init__(self, bot: DreamwalkersBot, channel_id: int) -> None:
+        super().__init__(timeout=3600)
+        self.bot = bot
+        self.channel_id = channel_id
+
+    @discord.ui.button(label="Retry", style=discord.ButtonStyle.primary)
+    async def retry(
+        self, interaction: discord.Interaction, button: discord.ui.Button[RetryView]
+    ) -> None:
+        await interaction.response.defer()
+        try:
+            await self.bot.engine.retry(self.channel_id, interaction.user.id)
+        except EngineError as error:
+            await interaction.followup.send(str(error), ephemeral=True, allowed_mentions=QUIET)
+
+
+class Stories(commands.GroupCog, group_name="story"):
+    """Start, end and list stories."""
+
+    def __init__(self, bot: DreamwalkersBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="list")
+    async def list_stories(self, interaction: discord.Interaction) -> None:
+        """List the stories this bot can run."""
+        stories = self.bot.engine.list_stories()
+        if not stories:
+            await interaction.response.send_message("No stories are installed.", ephemeral=True)
+            return
+        embed = discord.Embed(title="Stories")
+        for s in stories[:25]:
+            embed.add_field(
+                name=f"{s.title} (`{s.key}`)",
+                value=(s.summary or "No summary.")[:1000],
+                inline=False,
+            )
+        await interaction.response.send_message(embed=embed, allowed_mentions=QUIET)
+
+    @app_commands.command(name="start")
+    @app_commands.describe(story="Which story to start")
+    async def start(self, interaction: discord.Interaction, story: str) -> None:
+        """Start a story in this channel (moderators)."""
+        await require_moderator(interaction, self.bot.engine)
+        assert interaction.guild is not None and interaction.channel is not None
+        info = await self.bot.engine.start(
+            interaction.guild.id, interaction.channel.id, story, interaction.user.id
+        )
+        await interaction.response.send_message(
+            f"**{info.story_title}** begins. Join with `/join`.", allowed_mentions=QUIET
+        )
+        if info.opening:
+            await self.bot.sink.narrate(interaction.channel.id, info.opening)
+
+    @start.autocomplete("story")
+    async def story_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        wanted = current.casefold()
+        return [
+            app_commands.Choice(name=s.title[:100], value=s.key)
+            for s in self.bot.engine.list_stories()
+            if wanted in s.title.casefold() or wanted in s.key
+        ][:25]
+
+    @app_commands.command(name="end")
+    async def end(self, interaction: discord.Interaction) -> None:
+        """End the story in this channel (moderators)."""
+        await require_moderator(interaction, self.bot.engine)
+        assert interaction.channel is not None
+        info = await self.bot.engine.end(interaction.channel.id, interaction.user.id)
+        await interaction.response.send_message(
+            f"**{info.story_title}** has ended after {info.turn_count} turns.",
+            allowed_mentions=QUIET,
+        )
+
+
+class Play(commands.Cog):
+    """Players' commands and plain-message play."""
+
+    def __init__(self, bot: DreamwalkersBot) -> None:
+        self.bot = bot
+        self._told_no_content: set[int] = set()
+
+    def _channel_id(self, interaction: discord.Interaction) -> int:
+        assert interaction.channel is not None
+        return interaction.channel.id
+
+    @app_commands.command()
+    @app_commands.describe(
+        character="A suggested character of the story",
+        name="Or a name for a character of your own",
+        description="A short description of your own character",
+    )
+    async def join(
+        self,
+        interaction: discord.Interaction,
+        character: str | None = None,
+        name: app_commands.Range[str, 1, 40] | None = None,
+        description: app_commands.Range[str, 0, 300] = "",
+    ) -> None:
+        """Join the story in this channel with a character."""
+        player = await self.bot.engine.join(
+            self._channel_id(interaction),
+            interaction.user.id,
+            interaction.user.display_name,
+            character=name or character,
+            description=description,
+        )
+        await interaction.response.send_message(
+            f"{interaction.user.display_name} joins as **{player.character_name}**.",
+            allowed_mentions=QUIET,
+        )
+
+    @join.autocomplete("character")
+    async def character_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        try:
+            info = await self.bot.engine.playthrough(self._channel_id(interaction))
+        except EngineError:
+            return []
+        wanted = current.casefold()
+        return [
+            app_commands.Choice(name=s.name[:100], value=s.key)
+            for s in self.bot.engine.story(info.story_key).suggested_characters
+            if wanted in s.name.casefold()
+        ][:25]
+
+    @app_commands.command()
+    async def leave(self, interaction: discord.Interaction) -> None:
+        """Leave the story in this channel."""
+        player = await self.bot.engine.leave(self._channel_id(interaction), interaction.user.id)
+        await interaction.response.send_message(
+            f"**{player.character_name}** leaves the story.", allowed_mentions=QUIET
+        )
+
+    async def _input(self, interaction: discord.Interaction, text: str, action: bool) -> None:
+        await self.bot.engine.submit_input(
+            self._channel_id(interaction), interaction.user.id, text, action=action
+        )
+        shown = f"*{text}*" if action else text
+        await interaction.response.send_message(
+            f"**{interaction.user.display_name}:** {shown}"[:2000], allowed_mentions=QUIET
+        )
+
+    @app_commands.command()
+    @app_commands.describe(text="What your character says")
+    async def say(
+        self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 2000]
+    ) -> None:
+        """Say something in character."""
+        await self._input(interaction, text, action=False)
+
+    @app_commands.command(name="do")
+    @app_commands.describe(action="What your character does")
+    async def do(
+        self, interaction: discord.Interaction, action: app_commands.Range[str, 1, 2000]
+    ) -> None:
+        """Do something in character."""
+        await self._input(interaction, action, action=True)
+
+    @app_commands.command()
+    async def look(self, interaction: discord.Interaction) -> None:
+        """Look around: the place, the time, the weather and who is here."""
+        scene = await self.bot.engine.scene(self._channel_id(interaction))
+        await interaction.response.send_message(embed=scene_embed(scene), allowed_mentions=QUIET)
+
+    @app_commands.command()
+    async def characters(self, interaction: discord.Interaction) -> None:
+        """The story's characters and where they are."""
+        rows = await self.bot.engine.characters(self._channel_id(interaction))
+        lines = [
+            f"**{c.name}** ({'player' if c.player_user_id else c.role}) — "
+            f"{'here' if c.present else c.location or 'away'}" + (f", {c.mood}" if c.mood else "")
+            for c in rows
+        ]
+        await interaction.response.send_message(
+            "\n".join(lines)[:2000] or "No characters.", ephemeral=True, allowed_mentions=QUIET
+        )
+
+    @app_commands.command()
+    @app_commands.describe(character="Only this character's relationships")
+    async def relationships(
+        self, interaction: discord.Interaction, character: str | None = None
+    ) -> None:
+        """How the characters feel about each other."""
+        rows = await self.bot.engine.relationships(self._channel_id(interaction), character)
+        lines = [
+            f"{r.source_name} → {r.target_name} ({r.kind}): trust {r.trust:+.2f}, "
+            f"affection {r.affection:+.2f}, familiarity {r.familiarity:.2f}"
+            for r in rows
+        ]
+        await interaction.response.send_message(
+            "\n".join(lines)[:2000] or "No relationships yet.",
+            ephemeral=True,
+            allowed_mentions=QUIET,
+        )
+
+    @app_commands.command()
+    async def recap(self, interaction: discord.Interaction) -> None:
+        """What has happened so far."""
+        recap = await self.bot.engine.recap(self._channel_id(interaction))
+        parts = [f"After {recap.turn_count} turns:"] + [f"• {s}" for s in recap.summaries]
+        parts += [f"**{p.speaker}:** {p.text}" for p in recap.recent[-4:]]
+        await interaction.response.send_message(
+            "\n".join(parts)[:2000], ephemeral=True, allowed_mentions=QUIET
+        )
+
+    @app_commands.command()
+    async def retry(self, interaction: discord.Interaction) -> None:
+        """Write the last turn again."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.bot.engine.retry(self._channel_id(interaction), interaction.user.id)
+        await interaction.followup.send("Written again.", ephemeral=True)
+
+    @app_commands.command()
+    async def undo(self, interaction: discord.Interaction) -> None:
+        """Take back the last turn."""
+        await interaction.response.defer(thinking=True)
+        number = await self.bot.engine.undo(self._channel_id(interaction), interaction.user.id)
+        await interaction.followup.send(f"Turn {number} was taken back.", allowed_mentions=QUIET)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Plain messages in a channel with a story are player input."""
+        if message.author.bot or message.webhook_id is not None or message.guild is None:
+            return
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        if not message.content.strip():
+            if not message.attachments and not message.embeds:
+                await self._explain_missing_content(message)
+            return
+        if OUT_OF_CHARACTER.match(message.content):
+            return
+        try:
+            await self.bot.engine.submit_input(
+                message.channel.id,
+                message.author.id,
+                message.content,
+                discord_message_id=message.id,
+            )
+        except QueueFull as error:
+            await message.reply(str(error), allowed_mentions=QUIET)
+            return
+        except EngineError:
+            return  # not a story channel, or not a player: plain chat is left alone
+        with contextlib.suppress(discord.HTTPException):
+            await message.add_reaction(ACK)
+
+    async def _explain_missing_content(self, message: discord.Message) -> None:
+        """Without the Message Content intent every message arrives empty: say so once."""
+        channel_id = message.channel.id
+        if channel_id in self._told_no_content or self.bot.intents.message_content:
+            return
+        self._told_no_content.add(channel_id)  # before any await: two messages, one notice
+        try:
+            await self.bot.engine.playthrough(channel_id)
+        except EngineError:
+            self._told_no_content.discard(channel_id)
+            return
+        await message.channel.send(
+            "I cannot read plain messages here: enable the Message Content intent for this "
+            "bot in the Discord developer portal. Until then, play with `/say` and `/do`.",
+            allowed_mentions=QUIET,
+        )
+
+
+async def setup(bot: DreamwalkersBot) -> None:
+    await bot.add_cog(Stories(bot))
+    await bot.add_cog(Play(bot))

@@ -1,0 +1,232 @@
+"""The engine's output on Discord: characters speak through the channel's webhook with their
+own name and avatar, the narrator as the bot; text is streamed by editing, at most about
+once a second. Nothing sent here may ping anyone: every send and edit uses
+`AllowedMentions.none()`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+
+from engine.results import Post, TurnResult
+
+log = logging.getLogger(__name__)
+QUIET = discord.AllowedMentions.none()
+LIMIT = 2000
+EDIT_INTERVAL = 1.0
+WEBHOOK_NAME = "Dreamwalkers"
+
+
+def split_message(text: str, limit: int = LIMIT) -> list[str]:
+    """Pieces under `limit`, cut at a paragraph, else a sentence, else a space."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = window.rfind("\n\n")
+        if cut < limit // 3:
+            ends = [m.end() for m in re.finditer(r"[.!?…][\"')\]]*\s", window)]
+            cut = ends[-1] if ends and ends[-1] >= limit // 3 else window.rfind(" ")
+        if cut <= 0:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+@dataclass
+class _Live:
+    """A post being streamed: its Discord message and the text so far."""
+
+    post: Post
+    text: str = ""
+    message: discord.Message | discord.WebhookMessage | None = None
+    prefix: str = ""  # "**Name:** " when the bot speaks for a character (no webhook)
+    shown: str = ""
+    last_edit: float = 0.0
+
+
+@dataclass
+class _Turn:
+    posts: dict[int, _Live] = field(default_factory=dict)
+
+
+class DiscordSink:
+    """Implements `engine.sink.OutputSink` for Discord."""
+
+    def __init__(self) -> None:
+        self.client: discord.Client | None = None
+        self._turns: dict[int, _Turn] = {}
+        self._webhooks: dict[int, discord.Webhook] = {}
+        self._no_webhooks: set[int] = set()  # channels told once that webhooks are missing
+        self._retry_view: Callable[[int], discord.ui.View] | None = None
+        self._show_changes: Callable[[int], Awaitable[bool]] | None = None
+
+    def attach(
+        self,
+        client: discord.Client,
+        retry_view: Callable[[int], discord.ui.View],
+        show_changes: Callable[[int], Awaitable[bool]],
+    ) -> None:
+        """`show_changes(guild_id)` says whether a server wants the change line."""
+        self.client = client
+        self._retry_view = retry_view
+        self._show_changes = show_changes
+
+    # --- channels and webhooks -----------------------------------------------------------
+
+    async def _channel(self, channel_id: int) -> discord.abc.Messageable | None:
+        assert self.client is not None
+        channel = self.client.get_channel(channel_id)
+        if channel is None:
+            try:
+                channel = await self.client.fetch_channel(channel_id)
+            except discord.HTTPException:
+                log.warning("channel %s is gone", channel_id)
+                return None
+        return channel if isinstance(channel, discord.abc.Messageable) else None
+
+    async def _webhook(self, channel: Any) -> discord.Webhook | None:
+        """The channel's webhook (the parent's, for a thread), reused or created."""
+        parent = channel.parent if isinstance(channel, discord.Thread) else channel
+        if not isinstance(parent, discord.TextChannel) or parent.id in self._no_webhooks:
+            return None
+        cached = self._webhooks.get(parent.id)
+        if cached is not None:
+            return cached
+        try:
+            assert self.client is not None and self.client.user is not None
+            mine = [
+                w
+                for w in await parent.webhooks()
+                if w.user is not None and w.user.id == self.client.user.id and w.token
+            ]
+            hook = mine[0] if mine else await parent.create_webhook(name=WEBHOOK_NAME)
+        except discord.Forbidden:
+            self._no_webhooks.add(parent.id)
+            await channel.send(
+                "I lack the Manage Webhooks permission here, so characters will speak through "
+                "me with their names in bold. Give me that permission to let each character "
+                "speak with its own name and picture.",
+                allowed_mentions=QUIET,
+            )
+            return None
+        self._webhooks[parent.id] = hook
+        return hook
+
+    async def _send(self, channel: Any, post: Post, text: str) -> discord.Message | None:
+        """Send one piece of a post as its speaker; the narrator speaks as the bot."""
+        if post.character_key is not None:
+            for _ in range(2):
+                hook = await self._webhook(channel)
+                if hook is None:
+                    return await channel.send(f"**{post.speaker}:** {text}", allowed_mentions=QUIET)  # type: ignore[no-any-return]
+                kwargs: dict[str, Any] = {
+                    "username": post.speaker[:80],
+                    "allowed_mentions": QUIET,
+                    "wait": True,
+                }
+                if post.avatar_url:
+                    kwargs["avatar_url"] = post.avatar_url
+                if isinstance(channel, discord.Thread):
+                    kwargs["thread"] = channel
+                try:
+                    return await hook.send(text, **kwargs)  # type: ignore[no-any-return]
+                except discord.NotFound:
+                    # Someone deleted the webhook mid-story: make a new one and try again.
+                    parent = channel.parent if isinstance(channel, discord.Thread) else channel
+                    if parent is not None:
+                        self._webhooks.pop(parent.id, None)
+            return None
+        return await channel.send(text, allowed_mentions=QUIET)  # type: ignore[no-any-return]
+
+    async def _edit(self, live: _Live, text: str) -> None:
+        text = live.prefix + text
+        if live.message is None or text == live.shown:
+            return
+        try:
+            await live.message.edit(content=text, allowed_mentions=QUIET)
+            live.shown = text
+        except discord.HTTPException:
+            log.warning("could not edit a streamed post", exc_info=True)
+
+    async def narrate(self, channel_id: int, text: str) -> None:
+        """Text from the narrator outside a turn (a story's opening)."""
+        channel = await self._channel(channel_id)
+        if channel is not None:
+            for piece in split_message(text):
+                await channel.send(piece, allowed_mentions=QUIET)
+
+    # --- OutputSink ----------------------------------------------------------------------
+
+    async def turn_started(self, channel_id: int, turn_number: int) -> None:
+        self._turns[channel_id] = _Turn()
+        channel = await self._channel(channel_id)
+        if channel is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await channel.typing()
+
+    async def post_started(self, channel_id: int, index: int, post: Post) -> None:
+        self._turns.setdefault(channel_id, _Turn()).posts[index] = _Live(post)
+
+    async def text_streamed(self, channel_id: int, index: int, delta: str) -> None:
+        turn = self._turns.get(channel_id)
+        live = turn.posts.get(index) if turn else None
+        if live is None:
+            return
+        live.text += delta
+        now = time.monotonic()
+        shown = live.text[: LIMIT - 2] + " …" if len(live.text) > LIMIT - 2 else live.text + " …"
+        channel = await self._channel(channel_id)
+        if channel is None:
+            return
+        if live.message is None:
+            live.message = await self._send(channel, live.post, shown)
+            if live.post.character_key and not isinstance(live.message, discord.WebhookMessage):
+                live.prefix = f"**{live.post.speaker}:** "
+            live.shown, live.last_edit = live.prefix + shown, now
+        elif now - live.last_edit >= EDIT_INTERVAL:
+            live.last_edit = now
+            await self._edit(live, shown)
+
+    async def turn_finished(self, channel_id: int, result: TurnResult) -> None:
+        turn = self._turns.pop(channel_id, _Turn())
+        channel = await self._channel(channel_id)
+        if channel is None:
+            return
+        for index, post in enumerate(result.posts):
+            pieces = split_message(post.text) or ["…"]
+            live = turn.posts.get(index)
+            if live is not None and live.message is not None:
+                await self._edit(live, pieces[0])
+                rest = pieces[1:]
+            else:
+                rest = pieces
+            for piece in rest:
+                await self._send(channel, post, piece)
+        guild = getattr(channel, "guild", None)
+        wanted = guild is None or self._show_changes is None or await self._show_changes(guild.id)
+        if result.changes and wanted:
+            lines = [f"~ {change.describe()}" for change in result.changes[:15]]
+            for piece in split_message("-# " + "\n-# ".join(lines)):
+                await channel.send(piece, allowed_mentions=QUIET)
+
+    async def notice(self, channel_id: int, text: str, *, retryable: bool = False) -> None:
+        self._turns.pop(channel_id, None)
+        channel = await self._channel(channel_id)
+        if channel is None:
+            return
+        view = self._retry_view(channel_id) if retryable and self._retry_view else None
+        if view is not None:
+            await channel.send(text[:LIMIT], view=view, allowed_mentions=QUIET)
+        else:
+            await channel.send(text[:LIMIT], allowed_mentions=QUIET)

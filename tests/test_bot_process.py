@@ -1,0 +1,148 @@
+"""`python -m bot run` as a separate process, as a server admin runs it, pointed at the
+Discord double (DISCORD_API_BASE, DISCORD_GATEWAY_URL) and the LLM double (OPENAI_BASE_URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.discord_double import Channel, DiscordDouble, Guild, Perm, User
+from tests.engine_support import TEST_STORY
+from tests.llm_double import LLMDouble
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT = 30.0
+
+
+async def start_bot(
+    tmp_path: Path, double: DiscordDouble, llm: LLMDouble, guild: Guild, token: str | None = None
+) -> asyncio.subprocess.Process:
+    stories = tmp_path / "stories"
+    stories.mkdir(exist_ok=True)
+    (stories / "inn.toml").write_text(TEST_STORY)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("LLM_", "OPENAI_", "DISCORD_", "DATABASE_", "DEV_"))
+    }
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "DISCORD_TOKEN": token or double.token,
+            "DISCORD_API_BASE": double.api_base,
+            "DISCORD_GATEWAY_URL": double.gateway_url,
+            "DEV_GUILD_ID": str(guild.id),
+            "OPENAI_BASE_URL": llm.base_url,
+            "LLM_MAX_RETRIES": "0",
+            "STORIES_DIR": str(stories),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            "COLLECT_WINDOW_SECONDS": "0.2",
+        }
+    )
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def wait_until_synced(double: DiscordDouble, count: int) -> None:
+    for _ in range(600):
+        if len(double.requests_to("PUT", r"/applications/\d+/guilds/\d+/commands")) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the bot never synced its commands")
+
+
+def scene(double: DiscordDouble) -> tuple[Guild, Channel, User, User]:
+    guild = double.create_guild("Inn Guild")
+    channel = double.create_channel(guild, "story")
+    mods = double.create_role(guild, "Mods", Perm.MANAGE_GUILD)
+    mod, alice = double.create_user("mod"), double.create_user("alice")
+    double.add_member(guild, mod, roles=[mods])
+    double.add_member(guild, alice)
+    return guild, channel, mod, alice
+
+
+async def test_bot_process_plays_then_stops_cleanly(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    guild, channel, mod, alice = scene(discord_double)
+    llm_server.reply("scene", 'Mira: "Boots off the table."')
+    process = await start_bot(tmp_path, discord_double, llm_server, guild)
+    try:
+        await wait_until_synced(discord_double, 1)
+        await discord_double.run_slash_command(
+            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
+        )
+        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
+        await discord_double.user_sends(alice, channel, "I put my boots on the table.")
+        mira = await discord_double.wait_for_message(
+            lambda m: m.author_name == "Mira" and m.content == '"Boots off the table."',
+            timeout=WAIT,
+        )
+        assert mira.webhook_id is not None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), WAIT)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "Traceback" not in err.decode()
+
+
+async def test_bot_killed_mid_turn_finishes_it_once_after_restart(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    guild, channel, mod, alice = scene(discord_double)
+    process = await start_bot(tmp_path, discord_double, llm_server, guild)
+    try:
+        await wait_until_synced(discord_double, 1)
+        await discord_double.run_slash_command(
+            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
+        )
+        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
+        llm_server.latency = 30.0  # the turn hangs in the LLM call until the kill
+        await discord_double.user_sends(alice, channel, "I light the lamp.")
+        for _ in range(600):
+            if llm_server.calls("scene"):
+                break
+            await asyncio.sleep(0.05)
+        assert llm_server.calls("scene"), "the turn never reached the model"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(process.wait(), WAIT)
+
+    llm_server.latency = 0.0
+    llm_server.reply("scene", "Narrator: The lamp catches.")
+    restarted = await start_bot(tmp_path, discord_double, llm_server, guild)
+    try:
+        await discord_double.wait_for_message(
+            lambda m: m.content == "The lamp catches.", timeout=WAIT
+        )
+        await asyncio.sleep(1.0)
+        posts = [
+            m for m in discord_double.read_channel(channel) if m.content == "The lamp catches."
+        ]
+        assert len(posts) == 1
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(restarted.communicate(), WAIT)
+
+
+async def test_wrong_token_is_a_clear_configuration_error(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    guild = discord_double.create_guild("Any")
+    process = await start_bot(tmp_path, discord_double, llm_server, guild, token="not-the-token")
+    _, err = await asyncio.wait_for(process.communicate(), WAIT)
+    assert process.returncode == 2
+    assert "DISCORD_TOKEN was refused" in err.decode()
+    assert "Traceback" not in err.decode()
