@@ -103,7 +103,9 @@ async def start_story(w: World) -> None:
     await w.command(w.mod, "story", {"story": "inn"}, "start")
     await w.seen(lambda m: "Rain hammers" in m.content)
     await w.command(w.alice, "join", {"character": "ash"})
+    await w.seen(lambda m: "joins as **Ash**" in m.content)
     await w.command(w.bob, "join", {"character": "rowan"})
+    await w.seen(lambda m: "joins as **Rowan**" in m.content)
 
 
 async def test_two_players_one_turn_through_webhooks(

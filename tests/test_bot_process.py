@@ -55,12 +55,16 @@ async def start_bot(
     )
 
 
-async def wait_until_synced(double: DiscordDouble, count: int) -> None:
-    for _ in range(600):
-        if len(double.requests_to("PUT", r"/applications/\d+/guilds/\d+/commands")) >= count:
+async def wait_until_online(double: DiscordDouble, sessions: int) -> None:
+    """Until the bot has synced its commands and identified on the gateway `sessions` times
+    (as on Discord, an interaction sent before the bot is online goes unanswered)."""
+    for _ in range(1200):
+        synced = double.requests_to("PUT", r"/applications/\d+/guilds/\d+/commands")
+        if synced and len(double.gateway.identifies) >= sessions:
+            await asyncio.sleep(0.3)  # READY and GUILD_CREATE reach the bot
             return
         await asyncio.sleep(0.05)
-    raise AssertionError("the bot never synced its commands")
+    raise AssertionError("the bot never came online")
 
 
 def scene(double: DiscordDouble) -> tuple[Guild, Channel, User, User]:
@@ -80,11 +84,12 @@ async def test_bot_process_plays_then_stops_cleanly(
     llm_server.reply("scene", 'Mira: "Boots off the table."')
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await wait_until_synced(discord_double, 1)
+        await wait_until_online(discord_double, 1)
         await discord_double.run_slash_command(
             mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
         )
         await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
+        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
         await discord_double.user_sends(alice, channel, "I put my boots on the table.")
         mira = await discord_double.wait_for_message(
             lambda m: m.author_name == "Mira" and m.content == '"Boots off the table."',
@@ -104,11 +109,12 @@ async def test_bot_killed_mid_turn_finishes_it_once_after_restart(
     guild, channel, mod, alice = scene(discord_double)
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await wait_until_synced(discord_double, 1)
+        await wait_until_online(discord_double, 1)
         await discord_double.run_slash_command(
             mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
         )
         await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
+        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
         llm_server.latency = 30.0  # the turn hangs in the LLM call until the kill
         await discord_double.user_sends(alice, channel, "I light the lamp.")
         for _ in range(600):

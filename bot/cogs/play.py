@@ -74,10 +74,11 @@ class Stories(commands.GroupCog, group_name="story"):
         """Start a story in this channel (moderators)."""
         await require_moderator(interaction, self.bot.engine)
         assert interaction.guild is not None and interaction.channel is not None
+        await interaction.response.defer(thinking=True)  # copying a story takes a moment
         info = await self.bot.engine.start(
             interaction.guild.id, interaction.channel.id, story, interaction.user.id
         )
-        await interaction.response.send_message(
+        await interaction.followup.send(
             f"**{info.story_title}** begins. Join with `/join`.", allowed_mentions=QUIET
         )
         if info.opening:
@@ -99,8 +100,9 @@ class Stories(commands.GroupCog, group_name="story"):
         """End the story in this channel (moderators)."""
         await require_moderator(interaction, self.bot.engine)
         assert interaction.channel is not None
+        await interaction.response.defer(thinking=True)
         info = await self.bot.engine.end(interaction.channel.id, interaction.user.id)
-        await interaction.response.send_message(
+        await interaction.followup.send(
             f"**{info.story_title}** has ended after {info.turn_count} turns.",
             allowed_mentions=QUIET,
         )
@@ -131,6 +133,7 @@ class Play(commands.Cog):
         description: app_commands.Range[str, 0, 300] = "",
     ) -> None:
         """Join the story in this channel with a character."""
+        await interaction.response.defer(thinking=True)
         player = await self.bot.engine.join(
             self._channel_id(interaction),
             interaction.user.id,
@@ -138,7 +141,7 @@ class Play(commands.Cog):
             character=name or character,
             description=description,
         )
-        await interaction.response.send_message(
+        await interaction.followup.send(
             f"{interaction.user.display_name} joins as **{player.character_name}**.",
             allowed_mentions=QUIET,
         )
