@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import discord
+from discord.utils import MISSING
 
 from engine.results import Post, TurnResult
 
@@ -22,6 +23,14 @@ QUIET = discord.AllowedMentions.none()
 LIMIT = 2000
 EDIT_INTERVAL = 1.0
 WEBHOOK_NAME = "Dreamwalkers"
+# The end of a post still being written (en space + ellipsis). A final post never ends so, which
+# lets a restarted bot find and delete the half posts of a turn a crash cut off.
+STREAMING = "\u2002…"
+SWEEP_LIMIT = 30  # recent messages searched for half posts at a channel's first turn
+
+
+def _final(text: str) -> str:
+    return text.replace(STREAMING, " …")
 
 
 def split_message(text: str, limit: int = LIMIT) -> list[str]:
@@ -68,6 +77,7 @@ class DiscordSink:
         self._turns: dict[int, _Turn] = {}
         self._webhooks: dict[int, discord.Webhook] = {}
         self._no_webhooks: set[int] = set()  # channels told once that webhooks are missing
+        self._swept: set[int] = set()  # channels searched for half posts since start
         self._retry_view: Callable[[int], discord.ui.View] | None = None
         self._show_changes: Callable[[int], Awaitable[bool]] | None = None
 
@@ -168,10 +178,40 @@ class DiscordSink:
 
     # --- OutputSink ----------------------------------------------------------------------
 
+    async def _discard(self, turn: _Turn | None) -> None:
+        """Delete the half posts of a turn that will not finish (it failed or was cut off)."""
+        for live in turn.posts.values() if turn else ():
+            if live.message is not None:
+                with contextlib.suppress(discord.HTTPException):
+                    await live.message.delete()
+
+    async def _sweep(self, channel: Any) -> None:
+        """At a channel's first turn since start: delete half posts left by a crash (the turn
+        they belonged to is run again)."""
+        if channel.id in self._swept or self.client is None or self.client.user is None:
+            return
+        self._swept.add(channel.id)
+        me = self.client.user.id
+        try:
+            async for message in channel.history(limit=SWEEP_LIMIT):
+                if not message.content.endswith(STREAMING):
+                    continue
+                if message.webhook_id is None and message.author.id == me:
+                    await message.delete()
+                elif message.webhook_id is not None:
+                    hook = await self._webhook(channel)
+                    if hook is not None and hook.id == message.webhook_id:
+                        thread = channel if isinstance(channel, discord.Thread) else MISSING
+                        await hook.delete_message(message.id, thread=thread)
+        except discord.HTTPException:
+            log.warning("could not clear half posts in channel %s", channel.id, exc_info=True)
+
     async def turn_started(self, channel_id: int, turn_number: int) -> None:
+        await self._discard(self._turns.pop(channel_id, None))
         self._turns[channel_id] = _Turn()
         channel = await self._channel(channel_id)
         if channel is not None:
+            await self._sweep(channel)
             with contextlib.suppress(discord.HTTPException):
                 await channel.typing()
 
@@ -185,7 +225,7 @@ class DiscordSink:
             return
         live.text += delta
         now = time.monotonic()
-        shown = live.text[: LIMIT - 2] + " …" if len(live.text) > LIMIT - 2 else live.text + " …"
+        shown = _final(live.text[: LIMIT - len(STREAMING) - 100]) + STREAMING
         channel = await self._channel(channel_id)
         if channel is None:
             return
@@ -204,7 +244,7 @@ class DiscordSink:
         if channel is None:
             return
         for index, post in enumerate(result.posts):
-            pieces = split_message(post.text) or ["…"]
+            pieces = split_message(_final(post.text)) or ["…"]
             live = turn.posts.get(index)
             if live is not None and live.message is not None:
                 await self._edit(live, pieces[0])
@@ -221,7 +261,7 @@ class DiscordSink:
                 await channel.send(piece, allowed_mentions=QUIET)
 
     async def notice(self, channel_id: int, text: str, *, retryable: bool = False) -> None:
-        self._turns.pop(channel_id, None)
+        await self._discard(self._turns.pop(channel_id, None))
         channel = await self._channel(channel_id)
         if channel is None:
             return

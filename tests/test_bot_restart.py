@@ -1,0 +1,56 @@
+"""`python -m bot run` killed while a character's post is half streamed (already visible in
+the channel): after a restart the turn is finished and the channel shows each post once, with
+no half-written leftover."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from tests.discord_double import DiscordDouble
+from tests.llm_double import LLMDouble
+from tests.test_bot_process import WAIT, scene, start_bot, wait_until_online
+
+# The script is emitted a line at a time: "Ah." shows at once, the rest waits for the kill.
+LINE = "Ah.\nThe lamp catches, and the shadows climb the walls, slow as smoke over water."
+
+
+async def test_killed_mid_stream_leaves_no_half_post_after_restart(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    guild, channel, mod, alice = scene(discord_double)
+    llm_server.set_default("scene", f"Mira: {LINE}")
+    process = await start_bot(tmp_path, discord_double, llm_server, guild)
+    try:
+        await wait_until_online(discord_double, 1)
+        await discord_double.run_slash_command(
+            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
+        )
+        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
+        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
+        llm_server.chunk_size = 8
+        llm_server.chunk_delay = 3.0
+        await discord_double.user_sends(alice, channel, "I light the lamp.")
+        partial = await discord_double.wait_for_message(
+            lambda m: m.author_name == "Mira", timeout=WAIT, channel=channel
+        )
+        assert partial.content.startswith("Ah.") and partial.content != LINE
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(process.wait(), WAIT)
+
+    llm_server.chunk_delay = 0.0
+    restarted = await start_bot(tmp_path, discord_double, llm_server, guild)
+    try:
+        await discord_double.wait_for_message(
+            lambda m: m.author_name == "Mira" and m.content == LINE, timeout=WAIT, channel=channel
+        )
+        await asyncio.sleep(1.0)  # anything more the restart would post
+        from_mira = [
+            m.content for m in discord_double.read_channel(channel) if m.author_name == "Mira"
+        ]
+        assert from_mira == [LINE]
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(restarted.communicate(), WAIT)
