@@ -1,0 +1,84 @@
+"""More of the bot as users see it: the story list, a failed turn with its Retry button, and a
+story played in a thread (the real discord.py client against the Discord double, the real
+openai client against the LLM double)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.discord_double import DiscordDouble
+from tests.llm_double import LLMDouble
+from tests.test_bot import MIRA_AVATAR, WAIT, start_story, world
+
+
+async def test_story_list_shows_titles_and_summaries(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    async with world(tmp_path, discord_double, llm_server) as w:
+        listed = await w.command(w.guest, "story", {}, "list")
+        await asyncio.wait_for(listed.wait_response(), WAIT)
+        assert listed.original is not None
+        shown = str(listed.original.embeds)
+        assert "The Drowned Inn" in shown
+        assert "A storm traps travellers" in shown
+        choices = await discord_double.autocomplete(
+            w.mod, w.channel, "story", {"story": "drow"}, "story", subcommand="start"
+        )
+        assert [c["value"] for c in choices] == ["inn"]
+
+
+async def test_failed_turn_says_so_with_a_retry_button_that_works(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    llm_server.fail("scene", "500")
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+        await discord_double.user_sends(w.alice, w.channel, "I knock twice.")
+        notice = await w.seen(lambda m: m.is_bot and "could not continue" in m.content)
+        [row] = notice.message.components
+        [button] = row["components"]
+        assert button["label"] == "Retry"
+        assert notice.message.allowed_mentions == {"parse": []}
+        llm_server.reply("scene", "Mira: Come in, then.")
+        await discord_double.press_button(w.bob, notice.message, button["custom_id"])
+        mira = await w.seen(lambda m: m.author_name == "Mira" and m.content == "Come in, then.")
+        assert mira.avatar_url == MIRA_AVATAR
+        assert "Ash: I knock twice." in llm_server.calls("scene")[-1].prompt
+
+
+async def test_a_story_in_a_thread_speaks_through_the_parent_webhook(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    llm_server.reply("scene", "Narrator: The thread is quiet.\nMira: Over here.")
+    async with world(tmp_path, discord_double, llm_server) as w:
+        thread = discord_double.create_thread(w.channel, "side quest")
+        await asyncio.sleep(0.1)  # THREAD_CREATE reaches the bot
+
+        async def run(user: object, name: str, options: dict[str, str], sub: str | None) -> None:
+            await discord_double.run_slash_command(
+                user,  # type: ignore[arg-type]
+                thread,
+                name,
+                options,
+                subcommand=sub,
+                bypass_default_permissions=True,
+                timeout=WAIT,
+            )
+
+        await run(w.mod, "story", {"story": "inn"}, "start")
+        await discord_double.wait_for_message(
+            lambda m: "Rain hammers" in m.content, timeout=WAIT, channel=thread
+        )
+        await run(w.alice, "join", {"character": "ash"}, None)
+        await discord_double.wait_for_message(
+            lambda m: "joins as" in m.content, timeout=WAIT, channel=thread
+        )
+        await discord_double.user_sends(w.alice, thread, "Hello?")
+        mira = await discord_double.wait_for_message(
+            lambda m: m.author_name == "Mira" and m.content == "Over here.",
+            timeout=WAIT,
+            channel=thread,
+        )
+        assert mira.webhook_id is not None and mira.avatar_url == MIRA_AVATAR
+        assert [m.content for m in discord_double.read_channel(w.channel)] == []
