@@ -9,6 +9,7 @@ import discord
 from discord.ext import commands
 
 from bot.discord_sink import DiscordSink
+from bot.retry import RetryButton, retry_view
 from bot.tree import DreamTree
 from engine.facade import Engine
 from engine.settings import Settings
@@ -46,12 +47,7 @@ class DreamwalkersBot(commands.Bot):
         self.engine = engine
         self.sink = sink
         self.settings = settings
-        sink.attach(self, self._retry_view, self._shows_changes)
-
-    def _retry_view(self, channel_id: int) -> discord.ui.View:
-        from bot.cogs.play import RetryView
-
-        return RetryView(self, channel_id)
+        sink.attach(self, retry_view, self._shows_changes)
 
     async def _shows_changes(self, guild_id: int) -> bool:
         return (await self.engine.guild_settings(guild_id)).show_changes
@@ -59,6 +55,7 @@ class DreamwalkersBot(commands.Bot):
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        self.add_dynamic_items(RetryButton)  # Retry buttons of notices sent before a restart
         if self.settings.dev_guild_id:
             guild = discord.Object(self.settings.dev_guild_id)
             self.tree.copy_global_to(guild=guild)

@@ -54,3 +54,46 @@ async def test_killed_mid_stream_leaves_no_half_post_after_restart(
     finally:
         restarted.send_signal(signal.SIGTERM)
         await asyncio.wait_for(restarted.communicate(), WAIT)
+
+
+async def test_retry_button_of_a_failed_turn_works_after_a_restart(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    guild, channel, mod, alice = scene(discord_double)
+    llm_server.fail("scene", "500")
+    process = await start_bot(tmp_path, discord_double, llm_server, guild)
+    try:
+        await wait_until_online(discord_double, 1)
+        await discord_double.run_slash_command(
+            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
+        )
+        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
+        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
+        await discord_double.user_sends(alice, channel, "I ring the bell.")
+        notice = await discord_double.wait_for_message(
+            lambda m: "could not continue" in m.content, timeout=WAIT, channel=channel
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), WAIT)
+
+    llm_server.reply("scene", "Mira: Who rings at this hour?")
+    restarted = await start_bot(tmp_path, discord_double, llm_server, guild)
+    try:
+        await wait_until_online(discord_double, 2)
+        [row] = notice.message.components
+        [button] = row["components"]
+        await discord_double.press_button(alice, notice.message, button["custom_id"], timeout=10)
+        await discord_double.wait_for_message(
+            lambda m: m.author_name == "Mira" and m.content == "Who rings at this hour?",
+            timeout=WAIT,
+            channel=channel,
+        )
+        assert "Ash: I ring the bell." in llm_server.calls("scene")[-1].prompt
+        # The button went with the retry.
+        await discord_double.wait_for_message(
+            lambda m: m.id == notice.id and not m.message.components, timeout=WAIT
+        )
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(restarted.communicate(), WAIT)

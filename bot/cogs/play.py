@@ -26,25 +26,6 @@ OUT_OF_CHARACTER = re.compile(r"^\s*(\(\(|//|\[\[|ooc:)", re.IGNORECASE)
 ACK = "🪶"
 
 
-class RetryView(discord.ui.View):
-    """A Retry button under a failed turn's notice."""
-
-    def __init__(self, bot: DreamwalkersBot, channel_id: int) -> None:
-        super().__init__(timeout=3600)
-        self.bot = bot
-        self.channel_id = channel_id
-
-    @discord.ui.button(label="Retry", style=discord.ButtonStyle.primary)
-    async def retry(
-        self, interaction: discord.Interaction, button: discord.ui.Button[RetryView]
-    ) -> None:
-        await interaction.response.defer()
-        try:
-            await self.bot.engine.retry(self.channel_id, interaction.user.id)
-        except EngineError as error:
-            await interaction.followup.send(str(error), ephemeral=True, allowed_mentions=QUIET)
-
-
 class Stories(commands.GroupCog, group_name="story"):
     """Start, end and list stories."""
 
