@@ -47,10 +47,7 @@ class DreamwalkersBot(commands.Bot):
         self.engine = engine
         self.sink = sink
         self.settings = settings
-        sink.attach(self, retry_view, self._shows_changes)
-
-    async def _shows_changes(self, guild_id: int) -> bool:
-        return (await self.engine.guild_settings(guild_id)).show_changes
+        sink.attach(self, retry_view, engine.guild_settings)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:

@@ -17,6 +17,7 @@ import discord
 from discord.utils import MISSING
 
 from engine.results import Post, TurnResult
+from engine.usecases.guilds import GuildSettings
 
 log = logging.getLogger(__name__)
 QUIET = discord.AllowedMentions.none()
@@ -79,18 +80,18 @@ class DiscordSink:
         self._no_webhooks: set[int] = set()  # channels told once that webhooks are missing
         self._swept: set[int] = set()  # channels searched for half posts since start
         self._retry_view: Callable[[int], discord.ui.View] | None = None
-        self._show_changes: Callable[[int], Awaitable[bool]] | None = None
+        self._settings: Callable[[int], Awaitable[GuildSettings]] | None = None
 
     def attach(
         self,
         client: discord.Client,
         retry_view: Callable[[int], discord.ui.View],
-        show_changes: Callable[[int], Awaitable[bool]],
+        settings: Callable[[int], Awaitable[GuildSettings]],
     ) -> None:
-        """`show_changes(guild_id)` says whether a server wants the change line."""
+        """`settings(guild_id)`: a server's settings (the change line, the log channel)."""
         self.client = client
         self._retry_view = retry_view
-        self._show_changes = show_changes
+        self._settings = settings
 
     # --- channels and webhooks -----------------------------------------------------------
 
@@ -168,6 +169,28 @@ class DiscordSink:
             live.shown = text
         except discord.HTTPException:
             log.warning("could not edit a streamed post", exc_info=True)
+
+    async def _guild_settings(self, channel: Any) -> GuildSettings | None:
+        guild = getattr(channel, "guild", None)
+        if guild is None or self._settings is None:
+            return None
+        try:
+            return await self._settings(guild.id)
+        except Exception:
+            log.warning("could not read the settings of server %s", guild.id, exc_info=True)
+            return None
+
+    async def _log(self, settings: GuildSettings | None, channel_id: int, text: str) -> None:
+        """A line for the server's log channel, when one is set (and is not the story's)."""
+        if settings is None or settings.log_channel_id in (None, channel_id):
+            return
+        assert settings.log_channel_id is not None
+        target = await self._channel(settings.log_channel_id)
+        if target is None:
+            return
+        with contextlib.suppress(discord.HTTPException):
+            for piece in split_message(f"<#{channel_id}> {text}"):
+                await target.send(piece, allowed_mentions=QUIET)
 
     async def narrate(self, channel_id: int, text: str) -> None:
         """Text from the narrator outside a turn (a story's opening)."""
@@ -253,18 +276,21 @@ class DiscordSink:
                 rest = pieces
             for piece in rest:
                 await self._send(channel, post, piece)
-        guild = getattr(channel, "guild", None)
-        wanted = guild is None or self._show_changes is None or await self._show_changes(guild.id)
-        if result.changes and wanted:
+        settings = await self._guild_settings(channel)
+        if result.changes:
             lines = [f"~ {change.describe()}" for change in result.changes[:15]]
-            for piece in split_message("-# " + "\n-# ".join(lines)):
-                await channel.send(piece, allowed_mentions=QUIET)
+            if settings is None or settings.show_changes:
+                for piece in split_message("-# " + "\n-# ".join(lines)):
+                    await channel.send(piece, allowed_mentions=QUIET)
+            await self._log(settings, channel_id, f"turn {result.turn_number}\n" + "\n".join(lines))
 
     async def notice(self, channel_id: int, text: str, *, retryable: bool = False) -> None:
         await self._discard(self._turns.pop(channel_id, None))
         channel = await self._channel(channel_id)
         if channel is None:
             return
+        if retryable:  # a failed turn: the moderators' log channel hears of it too
+            await self._log(await self._guild_settings(channel), channel_id, text)
         view = self._retry_view(channel_id) if retryable and self._retry_view else None
         if view is not None:
             await channel.send(text[:LIMIT], view=view, allowed_mentions=QUIET)

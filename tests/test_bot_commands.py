@@ -5,6 +5,7 @@ openai client against the LLM double)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from tests.discord_double import DiscordDouble
@@ -82,3 +83,37 @@ async def test_a_story_in_a_thread_speaks_through_the_parent_webhook(
         )
         assert mira.webhook_id is not None and mira.avatar_url == MIRA_AVATAR
         assert [m.content for m in discord_double.read_channel(w.channel)] == []
+
+
+async def test_server_config_gm_role_and_log_channel(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    llm_server.reply("scene", "Mira: The bolt slides home.")
+    llm_server.reply("director", json.dumps({"flags": [{"name": "door_barred", "value": True}]}))
+    async with world(tmp_path, discord_double, llm_server) as w:
+        guild = discord_double.world.guilds[w.channel.guild_id]
+        logs = discord_double.create_channel(guild, "gm-log")
+        keepers = discord_double.create_role(guild, "Story keepers", 0)
+        discord_double.give_role(guild, w.guest, keepers)
+        refused = await w.command(w.guest, "gm", {}, "flag list")
+        assert "Only moderators" in w.reply_text(refused)
+        options = {"gm_role": keepers, "log_channel": logs, "show_changes": False}
+        shown = await w.command(w.mod, "gm", options, "config")
+        assert f"Log channel: <#{logs.id}>" in w.reply_text(shown)
+        allowed = await w.command(w.guest, "gm", {}, "flag list")  # the GM role is enough now
+        assert "No story is running" in w.reply_text(allowed)
+
+        await start_story(w)
+        await discord_double.user_sends(w.alice, w.channel, "Bar the door!")
+        logged = await discord_double.wait_for_message(
+            lambda m: "door_barred" in m.content, timeout=WAIT, channel=logs
+        )
+        assert logged.content.startswith(f"<#{w.channel.id}> turn 1")
+        assert logged.message.allowed_mentions == {"parse": []}
+        await w.seen(lambda m: m.content == "The bolt slides home.")
+        assert not [m for m in discord_double.read_channel(w.channel) if "~ flag" in m.content]
+
+        reset = await w.command(w.mod, "gm", {"reset": "gm_role"}, "config")
+        assert "GM role: none" in w.reply_text(reset)
+        again = await w.command(w.guest, "gm", {}, "flag list")
+        assert "Only moderators" in w.reply_text(again)

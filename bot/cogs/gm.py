@@ -3,7 +3,7 @@ the GM role) before it runs; Discord's own permission display is not trusted."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from bot.app import DreamwalkersBot
 
 QUIET = discord.AllowedMentions.none()
+# /gm config reset: option name -> setting
+RESETTABLE = {
+    "model": "model",
+    "gm_role": "gm_role_id",
+    "collect_window": "collect_window_seconds",
+    "log_channel": "log_channel_id",
+}
 
 
 def parse_flag_value(text: str) -> FlagValue:
@@ -213,14 +220,18 @@ class GameMaster(commands.GroupCog, group_name="gm"):
         gm_role="Role whose members may use /gm",
         collect_window="Seconds to wait for other players before answering",
         show_changes="Show relationship and flag changes after each turn",
+        log_channel="Channel where moderators see each turn's changes and failed turns",
+        reset="Put one setting back to its default",
     )
     async def config(
         self,
         interaction: discord.Interaction,
-        model: str | None = None,
+        model: app_commands.Range[str, 1, 200] | None = None,
         gm_role: discord.Role | None = None,
         collect_window: app_commands.Range[float, 0.0, 30.0] | None = None,
         show_changes: bool | None = None,
+        log_channel: discord.TextChannel | None = None,
+        reset: Literal["model", "gm_role", "collect_window", "log_channel"] | None = None,
     ) -> None:
         """Show or change this server's settings."""
         assert interaction.guild is not None
@@ -233,6 +244,10 @@ class GameMaster(commands.GroupCog, group_name="gm"):
             changes["collect_window_seconds"] = collect_window
         if show_changes is not None:
             changes["show_changes"] = show_changes
+        if log_channel is not None:
+            changes["log_channel_id"] = log_channel.id
+        if reset is not None:
+            changes[RESETTABLE[reset]] = None
         if changes:
             settings = await self.engine.update_guild_settings(
                 interaction.guild.id, interaction.user.id, **changes
@@ -240,10 +255,11 @@ class GameMaster(commands.GroupCog, group_name="gm"):
         else:
             settings = await self.engine.guild_settings(interaction.guild.id)
         role = f"<@&{settings.gm_role_id}>" if settings.gm_role_id else "none"
+        logs = f"<#{settings.log_channel_id}>" if settings.log_channel_id else "none"
         await interaction.response.send_message(
             f"Model: {settings.model or 'default'}\nGM role: {role}\n"
             f"Collect window: {settings.collect_window_seconds or 'default'} s\n"
-            f"Show changes: {'yes' if settings.show_changes else 'no'}",
+            f"Show changes: {'yes' if settings.show_changes else 'no'}\nLog channel: {logs}",
             ephemeral=True,
             allowed_mentions=QUIET,
         )
