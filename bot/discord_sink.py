@@ -5,6 +5,7 @@ once a second. Nothing sent here may ping anyone: every send and edit uses
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -27,6 +28,7 @@ WEBHOOK_NAME = "Dreamwalkers"
 # The end of a post still being written (en space + ellipsis). A final post never ends so, which
 # lets a restarted bot find and delete the half posts of a turn a crash cut off.
 STREAMING = "\u2002…"
+TYPING_EVERY = 8.0
 SWEEP_LIMIT = 30  # recent messages searched for half posts at a channel's first turn
 
 
@@ -68,6 +70,20 @@ class _Live:
 @dataclass
 class _Turn:
     posts: dict[int, _Live] = field(default_factory=dict)
+    typing: asyncio.Task[None] | None = None
+
+    def stop_typing(self) -> None:
+        if self.typing is not None:
+            self.typing.cancel()
+            self.typing = None
+
+
+async def _keep_typing(channel: Any) -> None:
+    """Discord shows "typing" for about 10 s per request: renew it until the turn ends."""
+    while True:
+        with contextlib.suppress(discord.HTTPException):
+            await channel.typing()
+        await asyncio.sleep(TYPING_EVERY)
 
 
 class DiscordSink:
@@ -192,6 +208,11 @@ class DiscordSink:
             for piece in split_message(f"<#{channel_id}> {text}"):
                 await target.send(piece, allowed_mentions=QUIET)
 
+    def close(self) -> None:
+        """Stop the typing indicators of turns cut off by a shutdown."""
+        for turn in self._turns.values():
+            turn.stop_typing()
+
     async def narrate(self, channel_id: int, text: str) -> None:
         """Text from the narrator outside a turn (a story's opening)."""
         channel = await self._channel(channel_id)
@@ -203,6 +224,8 @@ class DiscordSink:
 
     async def _discard(self, turn: _Turn | None) -> None:
         """Delete the half posts of a turn that will not finish (it failed or was cut off)."""
+        if turn is not None:
+            turn.stop_typing()
         for live in turn.posts.values() if turn else ():
             if live.message is not None:
                 with contextlib.suppress(discord.HTTPException):
@@ -231,12 +254,11 @@ class DiscordSink:
 
     async def turn_started(self, channel_id: int, turn_number: int) -> None:
         await self._discard(self._turns.pop(channel_id, None))
-        self._turns[channel_id] = _Turn()
+        turn = self._turns[channel_id] = _Turn()
         channel = await self._channel(channel_id)
         if channel is not None:
             await self._sweep(channel)
-            with contextlib.suppress(discord.HTTPException):
-                await channel.typing()
+            turn.typing = asyncio.create_task(_keep_typing(channel))
 
     async def post_started(self, channel_id: int, index: int, post: Post) -> None:
         self._turns.setdefault(channel_id, _Turn()).posts[index] = _Live(post)
@@ -263,6 +285,7 @@ class DiscordSink:
 
     async def turn_finished(self, channel_id: int, result: TurnResult) -> None:
         turn = self._turns.pop(channel_id, _Turn())
+        turn.stop_typing()
         channel = await self._channel(channel_id)
         if channel is None:
             return

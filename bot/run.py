@@ -59,6 +59,7 @@ async def run_bot(settings: Settings) -> None:
     finally:
         # Turns still running are left to finish at the next start (their input waits).
         await close_engine(engine, cancel_running=True)
+        sink.close()
 
 
 async def sync_commands(settings: Settings) -> int:

@@ -8,6 +8,9 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
+from bot import discord_sink
 from tests.discord_double import DiscordDouble
 from tests.llm_double import LLMDouble
 from tests.test_bot import MIRA_AVATAR, WAIT, start_story, world
@@ -117,3 +120,26 @@ async def test_server_config_gm_role_and_log_channel(
         assert "GM role: none" in w.reply_text(reset)
         again = await w.command(w.guest, "gm", {}, "flag list")
         assert "Only moderators" in w.reply_text(again)
+
+
+async def test_typing_shows_while_a_slow_turn_is_written_and_stops_after(
+    tmp_path: Path,
+    discord_double: DiscordDouble,
+    llm_server: LLMDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(discord_sink, "TYPING_EVERY", 0.1)  # Discord's ~10 s, shortened
+    llm_server.reply("scene", "Mira: Finally.")
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+
+        def typing() -> int:
+            return sum(1 for where, who in discord_double.typing if where == w.channel.id)
+
+        llm_server.latency = 0.6
+        await discord_double.user_sends(w.alice, w.channel, "Well?")
+        await w.seen(lambda m: m.content == "Finally.")
+        during = typing()
+        assert during >= 2  # renewed while the model was slow
+        await asyncio.sleep(0.4)
+        assert typing() == during  # and stopped with the turn
