@@ -97,3 +97,44 @@ async def test_retry_button_of_a_failed_turn_works_after_a_restart(
     finally:
         restarted.send_signal(signal.SIGTERM)
         await asyncio.wait_for(restarted.communicate(), WAIT)
+
+
+async def test_sigterm_mid_turn_exits_cleanly_and_the_turn_is_finished_after(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    guild, channel, mod, alice = scene(discord_double)
+    process = await start_bot(tmp_path, discord_double, llm_server, guild)
+    try:
+        await wait_until_online(discord_double, 1)
+        await discord_double.run_slash_command(
+            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
+        )
+        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
+        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
+        llm_server.latency = 30.0
+        await discord_double.user_sends(alice, channel, "I bar the door.")
+        for _ in range(600):  # until the turn is waiting on the model
+            if llm_server.calls("scene"):
+                break
+            await asyncio.sleep(0.05)
+        assert llm_server.calls("scene"), "the turn never reached the model"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), WAIT)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "Traceback" not in err.decode(), err.decode()[-3000:]
+
+    llm_server.latency = 0.0
+    llm_server.reply("scene", "Narrator: The bar drops into its brackets.")
+    restarted = await start_bot(tmp_path, discord_double, llm_server, guild)
+    try:
+        await discord_double.wait_for_message(
+            lambda m: m.content == "The bar drops into its brackets.", timeout=WAIT
+        )
+        await asyncio.sleep(0.5)
+        shown = [m.content for m in discord_double.read_channel(channel)]
+        assert shown.count("The bar drops into its brackets.") == 1
+        assert not [text for text in shown if "could not continue" in text]
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(restarted.communicate(), WAIT)
