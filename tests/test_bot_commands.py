@@ -30,6 +30,13 @@ async def test_story_list_shows_titles_and_summaries(
             w.mod, w.channel, "story", {"story": "drow"}, "story", subcommand="start"
         )
         assert [c["value"] for c in choices] == ["inn"]
+        await w.command(w.mod, "story", {"story": "inn"}, "start")
+        await w.command(w.alice, "join", {"character": "ash"})
+        await w.seen(lambda m: "joins as **Ash**" in m.content)
+        suggested = await discord_double.autocomplete(
+            w.guest, w.channel, "join", {"character": ""}, "character"
+        )
+        assert [c["name"] for c in suggested] == ["Rowan"]  # Ash is taken
 
 
 async def test_failed_turn_says_so_with_a_retry_button_that_works(

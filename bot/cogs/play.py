@@ -131,15 +131,18 @@ class Play(commands.Cog):
     async def character_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
+        """The story's suggested characters nobody plays yet."""
+        channel_id = self._channel_id(interaction)
         try:
-            info = await self.bot.engine.playthrough(self._channel_id(interaction))
+            info = await self.bot.engine.playthrough(channel_id)
+            taken = {p.character_key for p in await self.bot.engine.players(channel_id)}
         except EngineError:
             return []
         wanted = current.casefold()
         return [
             app_commands.Choice(name=s.name[:100], value=s.key)
             for s in self.bot.engine.story(info.story_key).suggested_characters
-            if wanted in s.name.casefold()
+            if wanted in s.name.casefold() and s.key not in taken
         ][:25]
 
     @app_commands.command()
