@@ -150,3 +150,17 @@ async def test_typing_shows_while_a_slow_turn_is_written_and_stops_after(
         assert during >= 2  # renewed while the model was slow
         await asyncio.sleep(0.4)
         assert typing() == during  # and stopped with the turn
+
+
+async def test_a_name_the_webhook_refuses_is_posted_by_the_bot(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    llm_server.reply("scene", "Mira: Sit.\n\nNarrator: The fire pops.")
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+        # As Discord answers a webhook post whose username it refuses ("Clyde", "Discord").
+        discord_double.server_error("POST", r"/webhooks/\d+/.+", status=400)
+        await discord_double.user_sends(w.alice, w.channel, "Hello.")
+        shown = await w.seen(lambda m: m.content == "**Mira:** Sit.")
+        assert shown.is_bot and shown.webhook_id is None
+        await w.seen(lambda m: m.content == "The fire pops.")
