@@ -29,6 +29,7 @@ WEBHOOK_NAME = "Dreamwalkers"
 # lets a restarted bot find and delete the half posts of a turn a crash cut off.
 STREAMING = "\u2002…"
 TYPING_EVERY = 8.0
+KEEP_TURNS = 20  # per channel, the last turns whose messages go if the turn is taken back
 SWEEP_LIMIT = 30  # recent messages searched for half posts at a channel's first turn
 
 
@@ -95,6 +96,8 @@ class DiscordSink:
         self._webhooks: dict[int, discord.Webhook] = {}
         self._no_webhooks: set[int] = set()  # channels told once that webhooks are missing
         self._swept: set[int] = set()  # channels searched for half posts since start
+        # channel -> turn number -> the messages that show it (posts and change line)
+        self._shown: dict[int, dict[int, list[discord.Message]]] = {}
         self._retry_view: Callable[[int], discord.ui.View] | None = None
         self._settings: Callable[[int], Awaitable[GuildSettings]] | None = None
 
@@ -150,7 +153,7 @@ class DiscordSink:
         self._webhooks[parent.id] = hook
         return hook
 
-    async def _send(self, channel: Any, post: Post, text: str) -> discord.Message | None:
+    async def _send(self, channel: Any, post: Post, text: str) -> discord.Message:
         """Send one piece of a post as its speaker; the narrator speaks as the bot."""
         if post.character_key is not None:
             for _ in range(2):
@@ -258,8 +261,18 @@ class DiscordSink:
         except discord.HTTPException:
             log.warning("could not clear half posts in channel %s", channel.id, exc_info=True)
 
+    async def taken_back(self, channel_id: int, from_number: int) -> None:
+        """Turns from `from_number` on were undone or are written again: their messages go,
+        so the channel shows the story as it stands (for turns shown since this start)."""
+        shown = self._shown.get(channel_id, {})
+        for number in sorted(n for n in shown if n >= from_number):
+            for message in shown.pop(number):
+                with contextlib.suppress(discord.HTTPException):
+                    await message.delete()
+
     async def turn_started(self, channel_id: int, turn_number: int) -> None:
         await self._discard(self._turns.pop(channel_id, None))
+        await self.taken_back(channel_id, turn_number)  # a retry replaces that turn
         turn = self._turns[channel_id] = _Turn()
         channel = await self._channel(channel_id)
         if channel is not None:
@@ -295,23 +308,29 @@ class DiscordSink:
         channel = await self._channel(channel_id)
         if channel is None:
             return
+        sent: list[discord.Message] = []
         for index, post in enumerate(result.posts):
             pieces = split_message(_final(post.text)) or ["…"]
             live = turn.posts.get(index)
             if live is not None and live.message is not None:
                 await self._edit(live, pieces[0])
+                sent.append(live.message)
                 rest = pieces[1:]
             else:
                 rest = pieces
             for piece in rest:
-                await self._send(channel, post, piece)
+                sent.append(await self._send(channel, post, piece))
         settings = await self._guild_settings(channel)
         if result.changes:
             lines = [f"~ {change.describe()}" for change in result.changes[:15]]
             if settings is None or settings.show_changes:
                 for piece in split_message("-# " + "\n-# ".join(lines)):
-                    await channel.send(piece, allowed_mentions=QUIET)
+                    sent.append(await channel.send(piece, allowed_mentions=QUIET))
             await self._log(settings, channel_id, f"turn {result.turn_number}\n" + "\n".join(lines))
+        shown = self._shown.setdefault(channel_id, {})
+        shown[result.turn_number] = sent
+        for old in sorted(shown)[:-KEEP_TURNS]:
+            del shown[old]
 
     async def notice(self, channel_id: int, text: str, *, retryable: bool = False) -> None:
         await self._discard(self._turns.pop(channel_id, None))

@@ -164,3 +164,39 @@ async def test_a_name_the_webhook_refuses_is_posted_by_the_bot(
         shown = await w.seen(lambda m: m.content == "**Mira:** Sit.")
         assert shown.is_bot and shown.webhook_id is None
         await w.seen(lambda m: m.content == "The fire pops.")
+
+
+async def test_undo_and_retry_take_the_old_posts_away(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    llm_server.reply("scene", "Mira: First try.", "Mira: Second try.", "Mira: Third try.")
+    director = {"relationships": [{"source": "mira", "target": "ash", "trust": 0.1}]}
+    llm_server.set_default("director", json.dumps(director))
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+
+        def from_mira() -> list[str]:
+            return [m.content for m in discord_double.read_channel(w.channel) if m.webhook_id]
+
+        def change_lines() -> int:
+            return sum("~ trust" in m.content for m in discord_double.read_channel(w.channel))
+
+        await discord_double.user_sends(w.alice, w.channel, "Hello.")
+        await w.seen(lambda m: m.content == "First try.")
+        await w.seen(lambda m: "~ trust" in m.content)
+        retried = await w.command(w.bob, "retry")
+        await asyncio.wait_for(retried.wait_response(), WAIT)
+        await w.seen(lambda m: m.content == "Second try.")
+        await w.seen(lambda m: "~ trust" in m.content)
+        assert [t for t in from_mira() if "try" in t] == ["Second try."]
+        assert change_lines() == 1
+        undone = await w.command(w.alice, "undo")
+        await discord_double.wait_for_message(
+            lambda m: "Turn 1 was taken back" in m.content, timeout=WAIT, channel=w.channel
+        )
+        assert undone.original is not None
+        assert [t for t in from_mira() if "try" in t] == []
+        assert change_lines() == 0
+        await discord_double.user_sends(w.alice, w.channel, "Hello again.")
+        await w.seen(lambda m: m.content == "Third try.")
+        assert [t for t in from_mira() if "try" in t] == ["Third try."]

@@ -236,7 +236,9 @@ class Play(commands.Cog):
     async def undo(self, interaction: discord.Interaction) -> None:
         """Take back the last turn."""
         await interaction.response.defer(thinking=True)
-        number = await self.bot.engine.undo(self._channel_id(interaction), interaction.user.id)
+        channel_id = self._channel_id(interaction)
+        number = await self.bot.engine.undo(channel_id, interaction.user.id)
+        await self.bot.sink.taken_back(channel_id, number)
         await interaction.followup.send(f"Turn {number} was taken back.", allowed_mentions=QUIET)
 
     @commands.Cog.listener()
