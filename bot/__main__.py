@@ -91,7 +91,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.require_discord_token()
     _configure_logging(settings.log_level)
-    count = asyncio.run(sync_commands(settings))
+    try:
+        count = asyncio.run(sync_commands(settings))
+    except discord.LoginFailure:
+        raise CommandFailed(
+            "DISCORD_TOKEN was refused by Discord: check the token.", EXIT_CONFIG
+        ) from None
     print(f"Synced {count} commands globally (Discord may take up to an hour to show them).")
     return EXIT_OK
 

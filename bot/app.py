@@ -34,8 +34,11 @@ class DreamwalkersBot(commands.Bot):
         settings: Settings,
         *,
         message_content: bool = True,
+        play: bool = True,
         **options: Any,
     ) -> None:
+        """`play=False` only loads the commands (for `python -m bot sync`): no dev-guild sync,
+        no recovery of waiting turns."""
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(message_content),
@@ -47,12 +50,15 @@ class DreamwalkersBot(commands.Bot):
         self.engine = engine
         self.sink = sink
         self.settings = settings
+        self.play = play
         sink.attach(self, retry_view, engine.guild_settings)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(RetryButton)  # Retry buttons of notices sent before a restart
+        if not self.play:
+            return
         if self.settings.dev_guild_id:
             guild = discord.Object(self.settings.dev_guild_id)
             self.tree.copy_global_to(guild=guild)

@@ -69,11 +69,9 @@ async def sync_commands(settings: Settings) -> int:
     sink = DiscordSink()
     engine = await build_engine(settings, sink)
     try:
-        bot = DreamwalkersBot(engine, sink, settings)
+        bot = DreamwalkersBot(engine, sink, settings, play=False)
         async with bot:
-            await bot.login(token)
-            for extension in ("bot.cogs.play", "bot.cogs.gm"):
-                await bot.load_extension(extension)
+            await bot.login(token)  # runs setup_hook, which loads the commands
             return len(await bot.tree.sync())
     finally:
         await close_engine(engine)
