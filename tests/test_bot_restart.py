@@ -1,6 +1,6 @@
-"""`python -m bot run` killed while a character's post is half streamed (already visible in
-the channel): after a restart the turn is finished and the channel shows each post once, with
-no half-written leftover."""
+"""`python -m bot run` as a separate process through restarts and shutdowns: killed while a
+post is half streamed, a Retry button pressed after a restart, SIGTERM while a turn waits on
+the model, and Discord refusing the Message Content intent."""
 
 from __future__ import annotations
 
@@ -138,3 +138,33 @@ async def test_sigterm_mid_turn_exits_cleanly_and_the_turn_is_finished_after(
     finally:
         restarted.send_signal(signal.SIGTERM)
         await asyncio.wait_for(restarted.communicate(), WAIT)
+
+
+async def test_without_the_message_content_intent_the_process_still_plays(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    discord_double.gateway.privileged_intents_enabled = 0  # not enabled in the portal
+    guild, channel, mod, alice = scene(discord_double)
+    llm_server.reply("scene", "Mira: I hear you.")
+    process = await start_bot(tmp_path, discord_double, llm_server, guild)
+    try:
+        await wait_until_online(discord_double, 2)  # refused once, then without the intent
+        await discord_double.run_slash_command(
+            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
+        )
+        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
+        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
+        await discord_double.user_sends(alice, channel, "Can anyone hear me?")
+        await discord_double.wait_for_message(
+            lambda m: "Message Content intent" in m.content, timeout=WAIT, channel=channel
+        )
+        await discord_double.run_slash_command(alice, channel, "say", {"text": "Hello?"})
+        await discord_double.wait_for_message(
+            lambda m: m.author_name == "Mira" and m.content == "I hear you.", timeout=WAIT
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), WAIT)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "Message Content intent is not enabled" in err.decode()
+    assert "Traceback" not in err.decode()
