@@ -200,3 +200,30 @@ async def test_undo_and_retry_take_the_old_posts_away(
         await discord_double.user_sends(w.alice, w.channel, "Hello again.")
         await w.seen(lambda m: m.content == "Third try.")
         assert [t for t in from_mira() if "try" in t] == ["Third try."]
+
+
+async def test_a_full_queue_says_so_to_the_player(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+        llm_server.latency = 1.5  # the first turn is slow; everything else has to wait
+        await discord_double.user_sends(w.alice, w.channel, "One.")
+        for _ in range(200):
+            if llm_server.calls("scene"):
+                break
+            await asyncio.sleep(0.02)
+        for number in range(21):  # the engine keeps at most 20 inputs waiting per channel
+            await discord_double.user_sends(w.bob, w.channel, f"Again {number}.")
+        busy = await w.seen(lambda m: m.is_bot and "The story is busy" in m.content)
+        assert busy.message.message_reference is not None  # a reply to the refused message
+
+        def acknowledged() -> int:
+            shown = discord_double.read_channel(w.channel)
+            return sum(1 for m in shown if m.content.startswith("Again") and m.reactions)
+
+        for _ in range(200):  # reactions come from concurrent handlers
+            if acknowledged() == 20:
+                break
+            await asyncio.sleep(0.02)
+        assert acknowledged() == 20
