@@ -185,15 +185,27 @@ class DiscordSink:
             return await channel.send(f"**{post.speaker}:** {text}", allowed_mentions=QUIET)  # type: ignore[no-any-return]
         return await channel.send(text, allowed_mentions=QUIET)  # type: ignore[no-any-return]
 
-    async def _edit(self, live: _Live, text: str) -> None:
+    async def _edit(self, live: _Live, text: str) -> bool:
+        """Show `text` in the post's message; False if the message can no longer be edited
+        (deleted, or its webhook was)."""
         text = live.prefix + text
         if live.message is None or text == live.shown:
-            return
+            return True
         try:
             await live.message.edit(content=text, allowed_mentions=QUIET)
             live.shown = text
-        except discord.HTTPException:
-            log.warning("could not edit a streamed post", exc_info=True)
+            return True
+        except discord.HTTPException as error:
+            log.warning("could not edit a streamed post: %s", error)
+            return not isinstance(error, discord.NotFound)
+
+    async def _orphan(self, channel: Any, live: _Live) -> None:
+        """A post's message can no longer be edited (its webhook was deleted): try to delete it
+        (needs Manage Messages) and forget it."""
+        if live.message is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await channel.get_partial_message(live.message.id).delete()
+        live.message, live.prefix, live.shown = None, "", ""
 
     async def _guild_settings(self, channel: Any) -> GuildSettings | None:
         guild = getattr(channel, "guild", None)
@@ -300,7 +312,8 @@ class DiscordSink:
             live.shown, live.last_edit = live.prefix + shown, now
         elif now - live.last_edit >= EDIT_INTERVAL:
             live.last_edit = now
-            await self._edit(live, shown)
+            if not await self._edit(live, shown):
+                await self._orphan(channel, live)  # the next text starts a new message
 
     async def turn_finished(self, channel_id: int, result: TurnResult) -> None:
         turn = self._turns.pop(channel_id, _Turn())
@@ -312,11 +325,12 @@ class DiscordSink:
         for index, post in enumerate(result.posts):
             pieces = split_message(_final(post.text)) or ["…"]
             live = turn.posts.get(index)
-            if live is not None and live.message is not None:
-                await self._edit(live, pieces[0])
+            if live is not None and live.message is not None and await self._edit(live, pieces[0]):
                 sent.append(live.message)
                 rest = pieces[1:]
-            else:
+            else:  # never shown, or its message is gone: send the whole post
+                if live is not None:
+                    await self._orphan(channel, live)
                 rest = pieces
             for piece in rest:
                 sent.append(await self._send(channel, post, piece))

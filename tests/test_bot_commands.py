@@ -227,3 +227,26 @@ async def test_a_full_queue_says_so_to_the_player(
                 break
             await asyncio.sleep(0.02)
         assert acknowledged() == 20
+
+
+async def test_webhook_deleted_while_a_post_streams_the_post_still_arrives(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    line = "Ah.\nThe lamp catches, and the shadows climb the walls, slow as smoke."
+    llm_server.reply("scene", f"Mira: {line}")
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+        llm_server.chunk_size = 8
+        llm_server.chunk_delay = 0.15
+        await discord_double.user_sends(w.alice, w.channel, "I light the lamp.")
+        half = await w.seen(lambda m: m.author_name == "Mira")
+        assert half.content != line and half.webhook_id is not None
+        discord_double.delete_webhook(half.webhook_id)
+        final = await w.seen(lambda m: m.author_name == "Mira" and m.content == line)
+        assert final.webhook_id not in (None, half.webhook_id)
+        # The half post could not be finished through its webhook: with Manage Messages the
+        # bot deletes it, so the post shows once.
+        mira = [
+            m.content for m in discord_double.read_channel(w.channel) if m.author_name == "Mira"
+        ]
+        assert mira == [line]
