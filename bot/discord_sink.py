@@ -29,6 +29,7 @@ WEBHOOK_NAME = "Dreamwalkers"
 # lets a restarted bot find and delete the half posts of a turn a crash cut off.
 STREAMING = "\u2002…"
 TYPING_EVERY = 8.0
+WEBHOOK_RECHECK = 300.0  # seconds before asking again for a webhook the bot was refused
 KEEP_TURNS = 20  # per channel, the last turns whose messages go if the turn is taken back
 SWEEP_LIMIT = 30  # recent messages searched for half posts at a channel's first turn
 
@@ -94,7 +95,9 @@ class DiscordSink:
         self.client: discord.Client | None = None
         self._turns: dict[int, _Turn] = {}
         self._webhooks: dict[int, discord.Webhook] = {}
-        self._no_webhooks: set[int] = set()  # channels told once that webhooks are missing
+        # channel -> when Manage Webhooks was found missing; asked again after WEBHOOK_RECHECK
+        self._no_webhooks: dict[int, float] = {}
+        self._told_no_webhooks: set[int] = set()  # channels told (once) why the bot speaks
         self._swept: set[int] = set()  # channels searched for half posts since start
         # channel -> turn number -> the messages that show it (posts and change line)
         self._shown: dict[int, dict[int, list[discord.Message]]] = {}
@@ -128,7 +131,10 @@ class DiscordSink:
     async def _webhook(self, channel: Any) -> discord.Webhook | None:
         """The channel's webhook (the parent's, for a thread), reused or created."""
         parent = channel.parent if isinstance(channel, discord.Thread) else channel
-        if not isinstance(parent, discord.TextChannel) or parent.id in self._no_webhooks:
+        if not isinstance(parent, discord.TextChannel):
+            return None
+        refused = self._no_webhooks.get(parent.id)
+        if refused is not None and time.monotonic() - refused < WEBHOOK_RECHECK:
             return None
         cached = self._webhooks.get(parent.id)
         if cached is not None:
@@ -142,14 +148,17 @@ class DiscordSink:
             ]
             hook = mine[0] if mine else await parent.create_webhook(name=WEBHOOK_NAME)
         except discord.Forbidden:
-            self._no_webhooks.add(parent.id)
-            await channel.send(
-                "I lack the Manage Webhooks permission here, so characters will speak through "
-                "me with their names in bold. Give me that permission to let each character "
-                "speak with its own name and picture.",
-                allowed_mentions=QUIET,
-            )
+            self._no_webhooks[parent.id] = time.monotonic()
+            if parent.id not in self._told_no_webhooks:
+                self._told_no_webhooks.add(parent.id)
+                await channel.send(
+                    "I lack the Manage Webhooks permission here, so characters will speak "
+                    "through me with their names in bold. Give me that permission to let each "
+                    "character speak with its own name and picture.",
+                    allowed_mentions=QUIET,
+                )
             return None
+        self._no_webhooks.pop(parent.id, None)
         self._webhooks[parent.id] = hook
         return hook
 

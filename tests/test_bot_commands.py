@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot import discord_sink
-from tests.discord_double import DiscordDouble
+from tests.discord_double import DiscordDouble, Perm
 from tests.llm_double import LLMDouble
 from tests.test_bot import MIRA_AVATAR, WAIT, start_story, world
 
@@ -250,3 +250,26 @@ async def test_webhook_deleted_while_a_post_streams_the_post_still_arrives(
             m.content for m in discord_double.read_channel(w.channel) if m.author_name == "Mira"
         ]
         assert mira == [line]
+
+
+async def test_manage_webhooks_granted_later_gives_characters_their_own_voice(
+    tmp_path: Path,
+    discord_double: DiscordDouble,
+    llm_server: LLMDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(discord_sink, "WEBHOOK_RECHECK", 0.0)  # 5 minutes, shortened
+    llm_server.reply("scene", "Mira: Sit.", "Mira: Better.")
+    without = Perm.BOT_DEFAULT & ~Perm.MANAGE_WEBHOOKS
+    async with world(tmp_path, discord_double, llm_server, bot_permissions=without) as w:
+        await start_story(w)
+        await discord_double.user_sends(w.alice, w.channel, "Hi.")
+        await w.seen(lambda m: m.content == "**Mira:** Sit.")
+        discord_double.set_overwrite(
+            w.channel, discord_double.world.bot, allow=Perm.MANAGE_WEBHOOKS
+        )
+        await discord_double.user_sends(w.alice, w.channel, "Hi again.")
+        better = await w.seen(lambda m: m.content == "Better.")
+        assert better.author_name == "Mira" and better.webhook_id is not None
+        told = [m for m in discord_double.read_channel(w.channel) if "Manage Webhooks" in m.content]
+        assert len(told) == 1
