@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import discord_sink
+from bot import answers, discord_sink
 from tests.discord_double import DiscordDouble, Perm
 from tests.llm_double import LLMDouble
 from tests.test_bot import MIRA_AVATAR, WAIT, start_story, world
@@ -273,3 +273,37 @@ async def test_manage_webhooks_granted_later_gives_characters_their_own_voice(
         assert better.author_name == "Mira" and better.webhook_id is not None
         told = [m for m in discord_double.read_channel(w.channel) if "Manage Webhooks" in m.content]
         assert len(told) == 1
+
+
+async def test_user_errors_of_commands_that_may_defer_stay_private(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    async with world(tmp_path, discord_double, llm_server) as w:
+        no_story = await w.command(w.alice, "undo")
+        assert "No story is running" in w.reply_text(no_story)
+        await start_story(w)
+        taken = await w.command(w.guest, "join", {"character": "ash"})
+        assert "Ash is already played by alice" in w.reply_text(taken)
+        again = await w.command(w.mod, "story", {"story": "inn"}, "start")
+        nothing = await w.command(w.alice, "undo")
+        assert "no turn to take back" in w.reply_text(nothing)
+        for invocation in (no_story, taken, again, nothing):
+            assert invocation.original is not None and invocation.original.flags & 64
+        public = [m.content for m in discord_double.read_channel(w.channel, as_user=w.bob)]
+        assert not [t for t in public if "already" in t or "No story" in t or "no turn" in t]
+
+
+async def test_slow_commands_are_deferred_and_answered_after(
+    tmp_path: Path,
+    discord_double: DiscordDouble,
+    llm_server: LLMDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(answers, "DEFER_AFTER", 0.0)  # every engine call counts as slow
+    async with world(tmp_path, discord_double, llm_server) as w:
+        start = await w.command(w.mod, "story", {"story": "inn"}, "start")
+        assert start.response_type == 5  # deferred: "Dreamwalkers is thinking..."
+        await w.seen(lambda m: "The Drowned Inn** begins" in m.content and not m.loading)
+        join = await w.command(w.alice, "join", {"character": "ash"})
+        assert join.response_type == 5
+        await w.seen(lambda m: "alice joins as **Ash**" in m.content and not m.loading)

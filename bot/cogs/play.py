@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.answers import answer, in_time
 from bot.permissions import require_moderator
 from bot.render import scene_embed
 from engine.dispatcher import QueueFull
@@ -55,13 +56,13 @@ class Stories(commands.GroupCog, group_name="story"):
         """Start a story in this channel (moderators)."""
         await require_moderator(interaction, self.bot.engine)
         assert interaction.guild is not None and interaction.channel is not None
-        await interaction.response.defer(thinking=True)  # copying a story takes a moment
-        info = await self.bot.engine.start(
-            interaction.guild.id, interaction.channel.id, story, interaction.user.id
+        info = await in_time(  # copying a story can take a moment
+            interaction,
+            self.bot.engine.start(
+                interaction.guild.id, interaction.channel.id, story, interaction.user.id
+            ),
         )
-        await interaction.followup.send(
-            f"**{info.story_title}** begins. Join with `/join`.", allowed_mentions=QUIET
-        )
+        await answer(interaction, f"**{info.story_title}** begins. Join with `/join`.")
         if info.opening:
             await self.bot.sink.narrate(interaction.channel.id, info.opening)
 
@@ -81,11 +82,11 @@ class Stories(commands.GroupCog, group_name="story"):
         """End the story in this channel (moderators)."""
         await require_moderator(interaction, self.bot.engine)
         assert interaction.channel is not None
-        await interaction.response.defer(thinking=True)
-        info = await self.bot.engine.end(interaction.channel.id, interaction.user.id)
-        await interaction.followup.send(
-            f"**{info.story_title}** has ended after {info.turn_count} turns.",
-            allowed_mentions=QUIET,
+        info = await in_time(
+            interaction, self.bot.engine.end(interaction.channel.id, interaction.user.id)
+        )
+        await answer(
+            interaction, f"**{info.story_title}** has ended after {info.turn_count} turns."
         )
 
 
@@ -114,17 +115,18 @@ class Play(commands.Cog):
         description: app_commands.Range[str, 0, 300] = "",
     ) -> None:
         """Join the story in this channel with a character."""
-        await interaction.response.defer(thinking=True)
-        player = await self.bot.engine.join(
-            self._channel_id(interaction),
-            interaction.user.id,
-            interaction.user.display_name,
-            character=name or character,
-            description=description,
+        player = await in_time(
+            interaction,
+            self.bot.engine.join(
+                self._channel_id(interaction),
+                interaction.user.id,
+                interaction.user.display_name,
+                character=name or character,
+                description=description,
+            ),
         )
-        await interaction.followup.send(
-            f"{interaction.user.display_name} joins as **{player.character_name}**.",
-            allowed_mentions=QUIET,
+        await answer(
+            interaction, f"{interaction.user.display_name} joins as **{player.character_name}**."
         )
 
     @join.autocomplete("character")
@@ -228,18 +230,18 @@ class Play(commands.Cog):
     @app_commands.command()
     async def retry(self, interaction: discord.Interaction) -> None:
         """Write the last turn again."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        await self.bot.engine.retry(self._channel_id(interaction), interaction.user.id)
-        await interaction.followup.send("Written again.", ephemeral=True)
+        channel_id = self._channel_id(interaction)
+        retried = self.bot.engine.retry(channel_id, interaction.user.id)
+        await in_time(interaction, retried, ephemeral=True)
+        await answer(interaction, "Written again.", ephemeral=True)
 
     @app_commands.command()
     async def undo(self, interaction: discord.Interaction) -> None:
         """Take back the last turn."""
-        await interaction.response.defer(thinking=True)
         channel_id = self._channel_id(interaction)
-        number = await self.bot.engine.undo(channel_id, interaction.user.id)
+        number = await in_time(interaction, self.bot.engine.undo(channel_id, interaction.user.id))
         await self.bot.sink.taken_back(channel_id, number)
-        await interaction.followup.send(f"Turn {number} was taken back.", allowed_mentions=QUIET)
+        await answer(interaction, f"Turn {number} was taken back.")
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
