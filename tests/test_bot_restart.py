@@ -30,7 +30,7 @@ async def test_killed_mid_stream_leaves_no_half_post_after_restart(
         await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
         await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
         llm_server.chunk_size = 8
-        llm_server.chunk_delay = 3.0
+        llm_server.chunk_delay = 1.0  # the rest of the line would take ~9 s: the kill comes first
         await discord_double.user_sends(alice, channel, "I light the lamp.")
         partial = await discord_double.wait_for_message(
             lambda m: m.author_name == "Mira", timeout=WAIT, channel=channel
