@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,26 @@ async def test_slow_commands_are_deferred_and_answered_after(
         join = await w.command(w.alice, "join", {"character": "ash"})
         assert join.response_type == 5
         await w.seen(lambda m: "alice joins as **Ash**" in m.content and not m.loading)
+
+
+async def test_an_unexpected_error_is_logged_and_answered_briefly(
+    tmp_path: Path,
+    discord_double: DiscordDouble,
+    llm_server: LLMDouble,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+
+        async def broken(channel_id: int) -> None:
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(w.bot.engine, "scene", broken)
+        with caplog.at_level(logging.ERROR, logger="bot.tree"):
+            look = await w.command(w.alice, "look")
+        assert look.original is not None and look.original.flags & 64
+        assert "Something went wrong" in look.original.content
+        assert "disk on fire" not in look.original.content
+        [record] = [r for r in caplog.records if r.name == "bot.tree"]
+        assert record.exc_info is not None and "disk on fire" in str(record.exc_info[1])
