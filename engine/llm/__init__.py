@@ -1,10 +1,23 @@
-"""The LLM gateway: any OpenAI-compatible endpoint, streaming, JSON modes, deadlines."""
+"""The LLM gateway: any OpenAI-compatible endpoint, streaming, JSON modes, deadlines.
 
-from engine.llm.config import LLMConfig
+    gateway = LLMGateway(LLMConfig.from_settings(settings))
+    async with contextlib.aclosing(gateway.stream_text(messages, purpose="scene")) as deltas:
+        async for text in deltas: ...
+    plan = await gateway.complete_json(messages, DirectorOutput, purpose="director")
+    await gateway.close()
+
+Failures are `LLMError` subclasses whose text is safe to show to players.
+"""
+
+from engine.llm.config import JsonMode, LLMConfig
 from engine.llm.errors import LLMBadOutput, LLMError, LLMRefused, LLMTimeout, LLMUnavailable
-from engine.llm.gateway import LLMGateway
+from engine.llm.gateway import PURPOSE_HEADER, LLMGateway, Messages
+from engine.llm.jsonout import extract_json_object
+from engine.llm.tokens import estimate_messages_tokens, estimate_tokens
 
 __all__ = [
+    "PURPOSE_HEADER",
+    "JsonMode",
     "LLMBadOutput",
     "LLMConfig",
     "LLMError",
@@ -12,4 +25,8 @@ __all__ = [
     "LLMRefused",
     "LLMTimeout",
     "LLMUnavailable",
+    "Messages",
+    "estimate_messages_tokens",
+    "estimate_tokens",
+    "extract_json_object",
 ]

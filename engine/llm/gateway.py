@@ -2,19 +2,32 @@
 
 Every call has connect/read timeouts and retries (the openai client's own, for 429, 5xx and
 connection errors, honouring Retry-After), plus a hard wall-clock deadline: a provider that
-sends keep-alives can defeat the read timeout. Streams are always closed, also when the
-consumer stops early or is cancelled. A semaphore caps calls in flight across all channels.
-The call's purpose ("scene", "director", ...) is sent as the `X-Dreamwalkers-Purpose` header
-(providers ignore it; test doubles script replies by it) and logged.
+sends keep-alives can defeat the read timeout. The deadline starts when the call gets one of
+the `concurrency` slots (a semaphore shared by all channels) and covers every wait on the
+endpoint, including each chunk of a stream.
+
+For streams the deadline is applied to each wait on the endpoint (`asyncio.timeout_at` with
+the call's absolute end time), never across a `yield`: a timeout context spanning a `yield`
+would cancel the *consumer's* code (for instance a Discord edit) with a bare CancelledError
+instead of ending the call with `LLMTimeout`. Streams are always closed, also when the
+consumer stops early or is cancelled; consumers should still iterate inside
+`contextlib.aclosing(...)` so the close happens at once rather than when the generator is
+garbage collected.
+
+The call's purpose ("scene", "director", "summary", ...) is sent as the
+`X-Dreamwalkers-Purpose` header (providers ignore it; test doubles script replies by it) and
+logged with the model, the duration, the prompt's estimated tokens and the outcome. The API
+key is never logged nor put in an error message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import openai
@@ -27,11 +40,13 @@ from engine.llm.tokens import estimate_messages_tokens
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
-Messages = Sequence[dict[str, str]]
+Messages = Sequence[Mapping[str, str]]
 PURPOSE_HEADER = "X-Dreamwalkers-Purpose"
+PLACEHOLDER_API_KEY = "not-needed"  # local servers (llama.cpp, Ollama, LM Studio) need none
+EMPTY_REPLY = "The language model returned an empty reply."
 JSON_ONLY = (
-    "Reply with one JSON object only, no prose and no code fences. It must match this JSON "
-    "schema:\n"
+    "Reply with one JSON object only: no prose before or after it and no code fences. "
+    "It must match this JSON schema:\n"
 )
 
 
@@ -40,32 +55,73 @@ def _json_schema(schema: type[BaseModel]) -> dict[str, Any]:
     return schema.model_json_schema()
 
 
-def _translate(error: Exception, model: str) -> LLMError:
-    """Map client errors to messages players can read."""
+@functools.cache
+def _json_instruction(schema: type[BaseModel]) -> str:
+    return JSON_ONLY + json.dumps(_json_schema(schema), separators=(",", ":"))
+
+
+def _response_format(mode: str, schema: type[BaseModel]) -> dict[str, Any] | None:
+    if mode == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {
+                "name": schema.__name__[:64],
+                "schema": _json_schema(schema),
+                "strict": False,
+            },
+        }
+    if mode == "json_object":
+        return {"type": "json_object"}
+    return None
+
+
+def _translate(error: BaseException, model: str, *, json_requested: bool = False) -> LLMError:
+    """Map client errors to messages players can read (no key, no response body)."""
     if isinstance(error, LLMError):
         return error
     if isinstance(error, TimeoutError | openai.APITimeoutError):
         return LLMTimeout("The language model took too long to answer.")
-    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+    if isinstance(error, openai.AuthenticationError):
         return LLMRefused("The LLM endpoint rejected the API key (check OPENAI_API_KEY).")
+    if isinstance(error, openai.PermissionDeniedError):
+        return LLMRefused(
+            f"The LLM endpoint denied access to the model {model!r} (HTTP 403; check the "
+            "API key's permissions)."
+        )
     if isinstance(error, openai.NotFoundError):
-        return LLMRefused(f"The LLM endpoint does not know the model {model!r}.")
+        return LLMRefused(
+            f"The LLM endpoint says the model {model!r} was not found (HTTP 404; check "
+            "LLM_MODEL and OPENAI_BASE_URL)."
+        )
     if isinstance(error, openai.RateLimitError):
         return LLMUnavailable("The language model is rate-limited (HTTP 429); try again soon.")
     if isinstance(error, openai.APIStatusError):
-        if error.status_code >= 500:
-            return LLMUnavailable(f"The language model's server failed (HTTP {error.status_code}).")
-        return LLMRefused(f"The LLM endpoint refused the request (HTTP {error.status_code}).")
+        status = error.status_code
+        if status >= 500:
+            return LLMUnavailable(f"The language model's server failed (HTTP {status}).")
+        hint = (
+            " If the server does not support structured output, set LLM_JSON_MODE to "
+            "json_object or text."
+            if json_requested and status in (400, 422)
+            else ""
+        )
+        return LLMRefused(f"The LLM endpoint refused the request (HTTP {status}).{hint}")
     if isinstance(error, openai.APIConnectionError):
         return LLMUnavailable("The language model's server cannot be reached.")
+    if isinstance(error, openai.APIError):  # an error event inside a stream
+        return LLMUnavailable("The language model's server reported an error mid-reply.")
+    if isinstance(error, ValueError):  # undecodable data in the reply
+        return LLMBadOutput("The language model's reply could not be read.")
     return LLMUnavailable(f"The language model call failed ({type(error).__name__}).")
 
 
 class LLMGateway:
+    """All LLM calls of the process. Create one, share it, `await close()` at shutdown."""
+
     def __init__(self, config: LLMConfig) -> None:
         self.config = config
         self.client = openai.AsyncOpenAI(
-            api_key=config.api_key or "not-needed",
+            api_key=config.api_key or PLACEHOLDER_API_KEY,
             base_url=config.base_url or None,
             timeout=openai.Timeout(
                 config.read_timeout,
@@ -84,88 +140,86 @@ class LLMGateway:
     def _params(self, messages: Messages, model: str, purpose: str) -> dict[str, Any]:
         return {
             "model": model,
-            "messages": list(messages),
+            "messages": [dict(m) for m in messages],
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
             "extra_headers": {PURPOSE_HEADER: purpose},
         }
 
+    def _deadline(self) -> float:
+        return asyncio.get_running_loop().time() + self.config.deadline
+
     async def stream_text(
         self, messages: Messages, *, purpose: str, model: str | None = None
     ) -> AsyncGenerator[str, None]:
-        """Text deltas of a streamed chat completion."""
+        """Text deltas of a streamed chat completion (an async generator).
+
+        Raises `LLMError` subclasses; an empty reply is `LLMBadOutput` (after any
+        whitespace-only deltas were yielded). Iterate inside `contextlib.aclosing(...)`.
+        """
         name = model or self.config.model
-        started = time.perf_counter()
         received = 0
+        substantive = False
+        outcome = "cancelled"
         async with self._slots:
+            started = time.perf_counter()
+            ends_at = self._deadline()
             try:
-                async with asyncio.timeout(self.config.deadline):
-                    stream = await self.client.chat.completions.create(
-                        **self._params(messages, name, purpose), stream=True
-                    )
-                    try:
-                        async for chunk in stream:
-                            if not chunk.choices:
-                                continue
-                            delta = chunk.choices[0].delta.content
-                            if delta:
-                                received += len(delta)
-                                yield delta
-                    finally:
-                        await stream.close()
-            except Exception as error:
-                raise _translate(error, name) from error
+                try:
+                    async with asyncio.timeout_at(ends_at):
+                        stream = await self.client.chat.completions.create(
+                            **self._params(messages, name, purpose), stream=True
+                        )
+                except Exception as error:
+                    raise _translate(error, name) from error
+                try:
+                    while True:
+                        try:
+                            async with asyncio.timeout_at(ends_at):
+                                chunk = await anext(stream)
+                        except StopAsyncIteration:
+                            break
+                        except Exception as error:
+                            raise _translate(error, name) from error
+                        if not chunk.choices:
+                            continue  # a usage chunk
+                        delta = chunk.choices[0].delta.content
+                        if delta:
+                            received += len(delta)
+                            substantive = substantive or not delta.isspace()
+                            yield delta
+                finally:
+                    await stream.close()
+                if not substantive:
+                    raise LLMBadOutput(EMPTY_REPLY)
+                outcome = "ok"
+            except LLMError as error:
+                outcome = type(error).__name__
+                raise
+            except GeneratorExit:
+                outcome = "closed early"
+                raise
             finally:
-                self._log(purpose, name, messages, started, received)
-        if received == 0:
-            raise LLMBadOutput("The language model returned an empty reply.")
+                self._log(purpose, name, messages, started, received, outcome)
 
     async def complete_text(
-        self, messages: Messages, *, purpose: str, model: str | None = None, **extra: Any
+        self, messages: Messages, *, purpose: str, model: str | None = None
     ) -> str:
-        name = model or self.config.model
-        started = time.perf_counter()
-        text = ""
-        async with self._slots:
-            try:
-                async with asyncio.timeout(self.config.deadline):
-                    reply = await self.client.chat.completions.create(
-                        **self._params(messages, name, purpose), **extra
-                    )
-            except Exception as error:
-                self._log(purpose, name, messages, started, 0)
-                raise _translate(error, name) from error
-        if reply.choices:
-            text = reply.choices[0].message.content or ""
-        self._log(purpose, name, messages, started, len(text))
-        if not text.strip():
-            raise LLMBadOutput("The language model returned an empty reply.")
-        return text
+        """The whole reply of a (non-streamed) chat completion."""
+        return await self._complete(messages, purpose, model or self.config.model, None)
 
     async def complete_json(
         self, messages: Messages, schema: type[Model], *, purpose: str, model: str | None = None
     ) -> Model:
         """A reply parsed into `schema`, requested in the configured JSON mode and extracted
-        tolerantly (code fences and surrounding prose are ignored)."""
-        name = model or self.config.director_model or self.config.model
-        mode = self.config.json_mode
-        extra: dict[str, Any] = {}
-        prompt = list(messages)
-        if mode == "json_schema":
-            extra["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": schema.__name__,
-                    "schema": _json_schema(schema),
-                    "strict": False,
-                },
-            }
-        elif mode == "json_object":
-            extra["response_format"] = {"type": "json_object"}
-        else:
-            instruction = JSON_ONLY + str(_json_schema(schema))
-            prompt.append({"role": "system", "content": instruction})
-        text = await self.complete_text(prompt, purpose=purpose, model=name, **extra)
+        tolerantly (code fences and surrounding prose are ignored). The model is `model`,
+        else the director model, else the main model. Unusable output is `LLMBadOutput`."""
+        name = model or self.config.director
+        response_format = _response_format(self.config.json_mode, schema)
+        prompt: list[Mapping[str, str]] = list(messages)
+        if response_format is None:
+            prompt.append({"role": "system", "content": _json_instruction(schema)})
+        text = await self._complete(prompt, purpose, name, response_format)
         data = extract_json_object(text)
         if data is None:
             raise LLMBadOutput("The language model's answer was not a JSON object.")
@@ -176,14 +230,55 @@ class LLMGateway:
                 f"The language model's JSON did not fit ({error.error_count()} problems)."
             ) from None
 
+    async def _complete(
+        self,
+        messages: Messages,
+        purpose: str,
+        name: str,
+        response_format: dict[str, Any] | None,
+    ) -> str:
+        params = self._params(messages, name, purpose)
+        if response_format is not None:
+            params["response_format"] = response_format
+        text = ""
+        outcome = "cancelled"
+        async with self._slots:
+            started = time.perf_counter()
+            try:
+                try:
+                    async with asyncio.timeout_at(self._deadline()):
+                        reply = await self.client.chat.completions.create(**params)
+                except Exception as error:
+                    raise _translate(
+                        error, name, json_requested=response_format is not None
+                    ) from error
+                if reply.choices:
+                    text = reply.choices[0].message.content or ""
+                if not text.strip():
+                    raise LLMBadOutput(EMPTY_REPLY)
+                outcome = "ok"
+            except LLMError as error:
+                outcome = type(error).__name__
+                raise
+            finally:
+                self._log(purpose, name, messages, started, len(text), outcome)
+        return text
+
     def _log(
-        self, purpose: str, model: str, messages: Messages, started: float, received: int
+        self,
+        purpose: str,
+        model: str,
+        messages: Messages,
+        started: float,
+        received: int,
+        outcome: str,
     ) -> None:
         log.info(
-            "llm %s model=%s prompt~%d tokens reply=%d chars in %.2fs",
+            "llm %s model=%s prompt~%d tokens reply=%d chars in %.2fs: %s",
             purpose,
             model,
             estimate_messages_tokens(messages),
             received,
             time.perf_counter() - started,
+            outcome,
         )

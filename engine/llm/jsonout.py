@@ -1,4 +1,10 @@
-"""Tolerant extraction of a JSON object from a model's reply."""
+"""Tolerant extraction of a JSON object from a model's reply.
+
+Servers without structured output (and some with it) wrap the object in prose, in ```json
+fences, or after a reasoning block (`<think>...</think>`). We drop reasoning blocks, try the
+fenced parts first, then the whole text, and return the first `{...}` that decodes as a JSON
+object. Work is bounded, so hostile replies full of braces cost little.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +15,17 @@ from typing import Any
 MAX_CHARS = 200_000
 MAX_ATTEMPTS = 50  # bounded work on hostile replies full of braces
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
 
 
 def extract_json_object(text: str) -> dict[str, Any] | None:
     """The first JSON object in `text` (inside code fences or prose), or None."""
-    text = text[:MAX_CHARS]
+    text = _THINK.sub("", text[:MAX_CHARS])
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
+    attempts = 0
     for candidate in candidates:
         start = candidate.find("{")
-        attempts = 0
         while start != -1 and attempts < MAX_ATTEMPTS:
             attempts += 1
             try:
