@@ -1,6 +1,6 @@
 """The condition language of arcs and episodes (`starts_when`, `completes_when`).
 
-Grammar (lowest precedence first):
+Grammar (lowest precedence first; keywords are lowercase and case-sensitive):
 
     expr       := and_expr ("or" and_expr)*
     and_expr   := not_expr ("and" not_expr)*
@@ -12,44 +12,53 @@ Grammar (lowest precedence first):
                 | "present" "(" STRING ")"
                 | "(" expr ")"
 
-Text is tokenized by hand and parsed by recursive descent into an immutable tree; nothing is
-ever passed to `eval`, `exec` or Python's parser. Length, nesting and token count are bounded
-so hostile text fails fast with a `ConditionError`.
+As in Python, `not turn > 3` means `not (turn > 3)`. Comparisons do not chain. NUMBER is
+`-?[0-9]+(.[0-9]+)?`; STRING is single- or double-quoted on one line, with `\\"`, `\\'` and
+`\\\\` as the only escapes; NAME and character keys are `[A-Za-z_][A-Za-z0-9_]*`.
 
-Evaluation never raises: an unset flag is None (false); comparing values of different types
-(None or text against a number) is false, except `!=`, which is true; numbers compare as
-floats; `and`, `or` and `not` use truthiness.
+Text is tokenized by hand and parsed by recursive descent into an immutable tree of frozen
+dataclasses; nothing is ever given to `eval`, `exec` or Python's parser. Length, nesting and
+token count are bounded, so hostile text fails fast with a one-line `ConditionError`.
+
+Evaluation never raises, whatever the state holds:
+- an unset flag is None, which is false; values of other types from the state count as None;
+- values have four kinds: none, boolean, number, text. Values of the same kind can be equal or
+  unequal; only numbers are ordered (`<` on text or booleans is false). Numbers compare by
+  value, so `3 == 3.0`; booleans are not numbers, so `true == 1` is false;
+- a comparison between different kinds is false, except `!=`, which is true;
+- `and`, `or` and `not` use truthiness (0, "" and none are false) and the result is a bool.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 FlagValue = bool | int | float | str | None
 
 MAX_LENGTH = 1_000
-MAX_DEPTH = 32
+MAX_DEPTH = 32  # parentheses and `not`s; keeps the parser's recursion far from Python's limit
 MAX_TOKENS = 300
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-RELATION_FUNCTIONS = ("trust", "affection", "familiarity")
-KEYWORDS = {"and", "or", "not", "true", "false"}
+NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # ASCII only: `\d` would accept other scripts
+RELATIONS = ("trust", "affection", "familiarity")
+FUNCTIONS = (*RELATIONS, "present")
+KEYWORDS = ("and", "or", "not", "true", "false")
+NAMES = ("flag", "location", "turn")
 COMPARATORS = ("==", "!=", "<=", ">=", "<", ">")
 
 
 class ConditionError(ValueError):
-    """Bad condition text; `str()` is one line that is safe to show."""
+    """Bad condition text; `str()` is one line that is safe to show to users."""
 
     def __init__(self, message: str, column: int | None = None) -> None:
-        self.column = column
+        self.column = column  # 1-based position in the source, when known
         super().__init__(f"{message} at column {column}" if column is not None else message)
 
 
 class ConditionState(Protocol):
-    def flag(self, name: str) -> FlagValue: ...
+    def flag(self, name: str) -> FlagValue: ...  # None when unset
     def trust(self, source: str, target: str) -> float: ...
     def affection(self, source: str, target: str) -> float: ...
     def familiarity(self, source: str, target: str) -> float: ...
@@ -60,6 +69,118 @@ class ConditionState(Protocol):
     def turn(self) -> int: ...
 
 
+# The tree.
+@dataclass(frozen=True)
+class Literal:
+    value: FlagValue
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+
+
+@dataclass(frozen=True)
+class Name:
+    name: str  # "location" or "turn"
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str  # one of FUNCTIONS
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Node
+
+
+@dataclass(frozen=True)
+class Logic:
+    op: str  # "and" or "or"
+    operands: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: str  # one of COMPARATORS
+    left: Node
+    right: Node
+
+
+Node = Literal | Flag | Name | Call | Not | Logic | Compare
+
+
+@dataclass(frozen=True)
+class Condition:
+    source: str
+    flags: frozenset[str]  # every flag name used
+    characters: frozenset[str]  # every character key given to a function
+    locations: frozenset[str]  # every string compared with `location` by == or !=
+    tree: Node
+
+    def evaluate(self, state: ConditionState) -> bool:
+        return bool(_value(self.tree, state))
+
+
+def _clean(value: object) -> FlagValue:
+    # States are not ours to trust (flags come from JSON): anything unexpected is none.
+    return value if isinstance(value, bool | int | float | str) else None
+
+
+def _value(node: Node, state: ConditionState) -> FlagValue:
+    # Recursion is bounded by MAX_DEPTH: `and`/`or` chains are flat tuples.
+    match node:
+        case Literal(value):
+            return value
+        case Flag(name):
+            return _clean(state.flag(name))
+        case Name("location"):
+            return _clean(state.location)
+        case Name(_):
+            return _clean(state.turn)
+        case Call("present", keys):
+            return bool(_clean(state.present(keys[0])))
+        case Call("trust", (source, target)):
+            return _number(_clean(state.trust(source, target)))
+        case Call("affection", (source, target)):
+            return _number(_clean(state.affection(source, target)))
+        case Call("familiarity", (source, target)):
+            return _number(_clean(state.familiarity(source, target)))
+        case Not(operand):
+            return not _value(operand, state)
+        case Logic("and", operands):
+            return all(_value(part, state) for part in operands)
+        case Logic(_, operands):
+            return any(_value(part, state) for part in operands)
+        case Compare(op, left, right):
+            return _compare(op, _value(left, state), _value(right, state))
+    return None  # not reached: the parser only builds the shapes matched above
+
+
+def _kind(value: FlagValue) -> str:
+    if value is None or isinstance(value, bool | str):
+        return type(value).__name__
+    return "number"
+
+
+def _number(value: FlagValue) -> int | float | None:
+    return None if isinstance(value, bool) or not isinstance(value, int | float) else value
+
+
+def _compare(op: str, a: FlagValue, b: FlagValue) -> bool:
+    if _kind(a) != _kind(b):
+        return op == "!="
+    if op in ("==", "!="):
+        return (a == b) == (op == "==")
+    x, y = _number(a), _number(b)
+    if x is None or y is None:
+        return False  # none, booleans and text are not ordered
+    # int and float compare exactly in Python, with no overflow for huge ints.
+    return {"<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op]
+
+
 @dataclass(frozen=True)
 class _Token:
     kind: str  # "num", "str", "name", "op", "end"
@@ -67,112 +188,67 @@ class _Token:
     column: int
     value: FlagValue = None
 
+    def shown(self) -> str:
+        if self.kind == "end":
+            return "the end"
+        text = self.text if len(self.text) <= 24 else self.text[:24] + "…"
+        text = "".join(c if c.isprintable() else "?" for c in text)
+        return text if self.kind == "str" else f'"{text}"'  # strings keep their own quotes
+
 
 def _tokenize(text: str) -> list[_Token]:
     tokens: list[_Token] = []
     i = 0
     while i < len(text):
-        char = text[i]
-        column = i + 1
-        if char in " \t":
+        char, column = text[i], i + 1
+        if char in " \t\r\n":  # TOML multi-line strings may wrap a long condition
             i += 1
             continue
         if len(tokens) >= MAX_TOKENS:
-            raise ConditionError(f"condition is too long (over {MAX_TOKENS} tokens)", column)
+            raise ConditionError(f"the condition has more than {MAX_TOKENS} parts", column)
+        two = text[i : i + 2]
         if char in "\"'":
             end, string = _read_string(text, i)
             tokens.append(_Token("str", text[i:end], column, string))
-            i = end
-            continue
-        number = NUMBER.match(text, i)
-        if number and (char != "-" or not tokens or tokens[-1].kind == "op"):
+        elif number := NUMBER.match(text, i):
             raw = number.group()
             value: FlagValue = float(raw) if "." in raw else int(raw)
             tokens.append(_Token("num", raw, column, value))
-            i = number.end()
-            continue
-        name = NAME.match(text, i)
-        if name:
+        elif name := NAME.match(text, i):
             tokens.append(_Token("name", name.group(), column))
-            i = name.end()
-            continue
-        two = text[i : i + 2]
-        if two in ("&&", "||"):
-            word = "and" if two == "&&" else "or"
-            raise ConditionError(f'use "{word}" instead of "{two}"', column)
-        if two in COMPARATORS:
-            tokens.append(_Token("op", two, column))
-            i += 2
-            continue
-        if char in "<>(),.":
-            tokens.append(_Token("op", char, column))
-            i += 1
-            continue
-        if char == "=":
+        elif two in COMPARATORS or char in "<>(),.":
+            op = two if two in COMPARATORS else char
+            tokens.append(_Token("op", op, column))
+        elif char in "&|":
+            word, symbol = ("and", "&&") if char == "&" else ("or", "||")
+            raise ConditionError(f'use "{word}" instead of "{symbol}"', column)
+        elif char == "=":
             raise ConditionError('use "==" to compare', column)
-        if char == "!":
+        elif char == "!":
             raise ConditionError('use "not" instead of "!"', column)
-        shown = char if char.isprintable() else repr(char)
-        raise ConditionError(f'unexpected character "{shown}"', column)
+        elif char in "+-*/%":
+            raise ConditionError(f'arithmetic ("{char}") is not supported', column)
+        else:
+            shown = char if char.isprintable() else repr(char)[1:-1]
+            raise ConditionError(f'unexpected character "{shown}"', column)
+        i = column - 1 + len(tokens[-1].text)
     tokens.append(_Token("end", "", len(text) + 1))
     return tokens
 
 
 def _read_string(text: str, start: int) -> tuple[int, str]:
-    quote = text[start]
-    out: list[str] = []
-    i = start + 1
-    while i < len(text):
+    quote, out, i = text[start], [], start + 1
+    while i < len(text) and text[i] not in "\r\n":
         char = text[i]
-        if char == "\\" and i + 1 < len(text) and text[i + 1] in (quote, "\\"):
+        if char == "\\" and i + 1 < len(text) and text[i + 1] in "\"'\\":
             out.append(text[i + 1])
             i += 2
-            continue
-        if char == quote:
+        elif char == quote:
             return i + 1, "".join(out)
-        if char in "\r\n":
-            break
-        out.append(char)
-        i += 1
+        else:
+            out.append(char)
+            i += 1
     raise ConditionError("unterminated string", start + 1)
-
-
-# The tree: each node evaluates itself against a state.
-Evaluator = Callable[[ConditionState], FlagValue]
-
-
-@dataclass(frozen=True)
-class Condition:
-    source: str
-    flags: frozenset[str]
-    characters: frozenset[str]
-    locations: frozenset[str]
-    _root: Evaluator
-
-    def evaluate(self, state: ConditionState) -> bool:
-        return bool(self._root(state))
-
-
-def _compare(op: str, left: FlagValue, right: FlagValue) -> bool:
-    numeric = (int, float)
-    if isinstance(left, numeric) and isinstance(right, numeric):
-        a, b = float(left), float(right)
-    elif isinstance(left, str) and isinstance(right, str):
-        if op == "==":
-            return left == right
-        if op == "!=":
-            return left != right
-        return False
-    else:
-        return op == "!="
-    return {
-        "==": a == b,
-        "!=": a != b,
-        "<": a < b,
-        "<=": a <= b,
-        ">": a > b,
-        ">=": a >= b,
-    }[op]
 
 
 class _Parser:
@@ -190,171 +266,149 @@ class _Parser:
 
     def take(self) -> _Token:
         token = self.tokens[self.pos]
-        self.pos += 1
+        if token.kind != "end":  # never step past the end
+            self.pos += 1
         return token
 
-    def expect(self, text: str) -> None:
-        token = self.current
-        if token.text != text or token.kind not in ("op", "name"):
-            found = f'"{token.text}"' if token.text else "the end"
-            raise ConditionError(f'expected "{text}" but found {found}', token.column)
-        self.pos += 1
+    def at(self, *texts: str) -> bool:
+        return self.current.kind in ("op", "name") and self.current.text in texts
 
-    def is_word(self, word: str) -> bool:
-        return self.current.kind == "name" and self.current.text == word
+    def expect(self, text: str, where: str = "") -> _Token:
+        if not self.at(text):
+            found = self.current.shown()
+            raise ConditionError(f'expected "{text}"{where} but found {found}', self.current.column)
+        return self.take()
 
-    def nest(self) -> None:
+    def enter(self) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise ConditionError(
-                f"condition nests deeper than {MAX_DEPTH} levels", self.current.column
-            )
+            raise ConditionError(f"nested more than {MAX_DEPTH} levels deep", self.current.column)
 
-    def parse(self) -> Evaluator:
-        root = self.expr()
+    def parse(self) -> Node:
+        tree = self.expr()
         if self.current.kind != "end":
-            raise ConditionError(f'unexpected "{self.current.text}"', self.current.column)
-        return root
+            hint = '; join tests with "and" or "or"' if self.current.kind != "op" else ""
+            raise ConditionError(f"unexpected {self.current.shown()}{hint}", self.current.column)
+        return tree
 
-    def expr(self) -> Evaluator:
-        self.nest()
+    def expr(self) -> Node:
         parts = [self.and_expr()]
-        while self.is_word("or"):
+        while self.at("or"):
             self.take()
             parts.append(self.and_expr())
-        self.depth -= 1
-        if len(parts) == 1:
-            return parts[0]
-        return lambda state: any(part(state) for part in parts)
+        return parts[0] if len(parts) == 1 else Logic("or", tuple(parts))
 
-    def and_expr(self) -> Evaluator:
+    def and_expr(self) -> Node:
         parts = [self.not_expr()]
-        while self.is_word("and"):
+        while self.at("and"):
             self.take()
             parts.append(self.not_expr())
-        if len(parts) == 1:
-            return parts[0]
-        return lambda state: all(part(state) for part in parts)
+        return parts[0] if len(parts) == 1 else Logic("and", tuple(parts))
 
-    def not_expr(self) -> Evaluator:
-        if self.is_word("not"):
-            self.take()
-            self.nest()
-            inner = self.not_expr()
-            self.depth -= 1
-            return lambda state: not inner(state)
-        return self.comparison()
+    def not_expr(self) -> Node:
+        if not self.at("not"):
+            return self.comparison()
+        self.take()
+        self.enter()
+        inner = self.not_expr()
+        self.depth -= 1
+        return Not(inner)
 
-    def comparison(self) -> Evaluator:
-        left_token = self.current
+    def comparison(self) -> Node:
         left = self.operand()
+        if not (self.current.kind == "op" and self.current.text in COMPARATORS):
+            return left
+        op = self.take().text
+        right = self.operand()
         if self.current.kind == "op" and self.current.text in COMPARATORS:
-            op = self.take().text
-            right_token = self.current
-            right = self.operand()
-            if self.current.kind == "op" and self.current.text in COMPARATORS:
-                raise ConditionError(
-                    'comparisons cannot be chained; use "and"', self.current.column
-                )
-            self._note_location(left_token, right_token)
-            return lambda state: _compare(op, left(state), right(state))
-        return left
+            message = 'comparisons cannot be chained; join them with "and"'
+            raise ConditionError(message, self.current.column)
+        if op in ("==", "!="):
+            for a, b in ((left, right), (right, left)):
+                if a == Name("location") and isinstance(b, Literal) and isinstance(b.value, str):
+                    self.locations.add(b.value)
+        return Compare(op, left, right)
 
-    def _note_location(self, left: _Token, right: _Token) -> None:
-        for a, b in ((left, right), (right, left)):
-            if a.kind == "name" and a.text == "location" and b.kind == "str":
-                assert isinstance(b.value, str)
-                self.locations.add(b.value)
-
-    def operand(self) -> Evaluator:
+    def operand(self) -> Node:
         token = self.take()
         if token.kind in ("num", "str"):
-            value = token.value
-            return lambda state: value
+            return Literal(token.value)
         if token.kind == "op" and token.text == "(":
+            self.enter()
             inner = self.expr()
             self.expect(")")
+            self.depth -= 1
             return inner
         if token.kind != "name":
-            found = f'"{token.text}"' if token.text else "the end"
-            raise ConditionError(f"expected a value but found {found}", token.column)
-        word = token.text
+            raise ConditionError(f"expected a value but found {token.shown()}", token.column)
+        word, column = token.text, token.column
+        if word in FUNCTIONS:
+            keys = self.arguments(word, column)
+            self.characters.update(keys)
+            return Call(word, keys)
+        if self.at("("):
+            known = word in NAMES or word in KEYWORDS
+            message = f'"{word}" is not a function' if known else f'unknown function "{word}"'
+            message += "" if known else _hint(word)
+            raise ConditionError(message, column)
         if word in ("true", "false"):
-            truth = word == "true"
-            return lambda state: truth
-        if word == "location":
-            return lambda state: state.location
-        if word == "turn":
-            return lambda state: state.turn
+            return Literal(word == "true")
+        if word in ("location", "turn"):
+            return Name(word)
         if word == "flag":
-            self.expect(".")
+            self.expect(".", ' after "flag"')
             name = self.take()
-            if name.kind != "name" or name.text.startswith("__"):
+            if name.kind != "name":
                 raise ConditionError('expected a flag name after "flag."', name.column)
-            if self.current.kind == "op" and self.current.text in ".(":
-                raise ConditionError(
-                    f'"flag.{name.text}" takes no "{self.current.text}"', self.current.column
-                )
+            if self.at(".", "("):
+                message = f'"flag.{name.text}" cannot be followed by "{self.current.text}"'
+                raise ConditionError(message, self.current.column)
             self.flags.add(name.text)
-            flag_name = name.text
-            return lambda state: state.flag(flag_name)
-        if word in RELATION_FUNCTIONS:
-            source, target = self.arguments(word, 2)
-            read = getattr
-            return lambda state: float(read(state, word)(source, target))
-        if word == "present":
-            (character,) = self.arguments(word, 1)
-            return lambda state: bool(state.present(character))
+            return Flag(name.text)
         if word in KEYWORDS:
-            raise ConditionError(f'"{word}" needs something before it', token.column)
-        raise ConditionError(
-            f'unknown name "{word}" (use flag.NAME, trust(), affection(), familiarity(), '
-            "present(), location or turn)",
-            token.column,
-        )
+            raise ConditionError(f'expected a value before "{word}"', column)
+        raise ConditionError(f'unknown name "{word}"{_hint(word)}', column)
 
-    def arguments(self, function: str, count: int) -> list[str]:
-        self.expect("(")
-        values: list[str] = []
-        while True:
+    def arguments(self, function: str, column: int) -> tuple[str, ...]:
+        count = 1 if function == "present" else 2
+        example = f'{function}("mira", "bram")' if count == 2 else f'{function}("mira")'
+        wanted = "two quoted character keys" if count == 2 else "one quoted character key"
+        usage = f"{function}() takes {wanted}, like {example}"
+        self.expect("(", f" after {function}")
+        keys: list[str] = []
+        while not self.at(")"):
+            if keys:
+                self.expect(",", f' or ")" in {function}()')
             token = self.take()
-            if (
-                token.kind != "str"
-                or not isinstance(token.value, str)
-                or not NAME.fullmatch(token.value)
-            ):
-                example = '"mira", "bram"' if count > 1 else '"mira"'
-                raise ConditionError(
-                    f"{function}() takes {count} quoted character key(s), like "
-                    f"{function}({example})",
-                    token.column,
-                )
-            values.append(token.value)
-            self.characters.add(token.value)
-            if self.current.text == "," and self.current.kind == "op":
-                self.take()
-                continue
-            break
-        self.expect(")")
-        if len(values) != count:
-            raise ConditionError(
-                f"{function}() takes {count} argument(s), not {len(values)}", token.column
-            )
-        return values
+            if token.kind != "str" or not NAME.fullmatch(str(token.value)):
+                raise ConditionError(usage, token.column)
+            keys.append(str(token.value))
+        self.take()
+        if len(keys) != count:
+            raise ConditionError(f"{usage}, not {len(keys)}", column)
+        return tuple(keys)
+
+
+def _hint(word: str) -> str:
+    if word.lower() in KEYWORDS + NAMES + FUNCTIONS:
+        return f' (did you mean "{word.lower()}"?)'
+    return " (use flag.NAME, trust, affection, familiarity, present, location or turn)"
 
 
 def parse_condition(text: str) -> Condition:
     """Parse condition text, or raise `ConditionError` naming the problem and its column."""
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise ConditionError("the condition must be text")
+    if not text.strip():
         raise ConditionError("the condition is empty")
     if len(text) > MAX_LENGTH:
         raise ConditionError(f"the condition is longer than {MAX_LENGTH} characters")
     parser = _Parser(text)
-    root = parser.parse()
+    tree = parser.parse()
     return Condition(
         source=text,
         flags=frozenset(parser.flags),
         characters=frozenset(parser.characters),
         locations=frozenset(parser.locations),
-        _root=root,
+        tree=tree,
     )
