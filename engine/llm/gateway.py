@@ -44,6 +44,7 @@ Messages = Sequence[Mapping[str, str]]
 PURPOSE_HEADER = "X-Dreamwalkers-Purpose"
 PLACEHOLDER_API_KEY = "not-needed"  # local servers (llama.cpp, Ollama, LM Studio) need none
 EMPTY_REPLY = "The language model returned an empty reply."
+TOO_LONG = "The language model took too long to answer."
 JSON_ONLY = (
     "Reply with one JSON object only: no prose before or after it and no code fences. "
     "It must match this JSON schema:\n"
@@ -80,7 +81,7 @@ def _translate(error: BaseException, model: str, *, json_requested: bool = False
     if isinstance(error, LLMError):
         return error
     if isinstance(error, TimeoutError | openai.APITimeoutError):
-        return LLMTimeout("The language model took too long to answer.")
+        return LLMTimeout(TOO_LONG)
     if isinstance(error, openai.AuthenticationError):
         return LLMRefused("The LLM endpoint rejected the API key (check OPENAI_API_KEY).")
     if isinstance(error, openai.PermissionDeniedError):
@@ -163,7 +164,8 @@ class LLMGateway:
         outcome = "cancelled"
         async with self._slots:
             started = time.perf_counter()
-            ends_at = self._deadline()
+            loop = asyncio.get_running_loop()
+            ends_at = loop.time() + self.config.deadline
             try:
                 try:
                     async with asyncio.timeout_at(ends_at):
@@ -174,6 +176,8 @@ class LLMGateway:
                     raise _translate(error, name) from error
                 try:
                     while True:
+                        if loop.time() >= ends_at:  # also when the data is already buffered
+                            raise LLMTimeout(TOO_LONG)
                         try:
                             async with asyncio.timeout_at(ends_at):
                                 chunk = await anext(stream)
