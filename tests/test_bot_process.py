@@ -77,6 +77,18 @@ def scene(double: DiscordDouble) -> tuple[Guild, Channel, User, User]:
     return guild, channel, mod, alice
 
 
+async def story_with_a_player(
+    double: DiscordDouble, channel: Channel, mod: User, alice: User
+) -> None:
+    """Once the bot is online: the moderator starts the story and alice joins as Ash."""
+    await wait_until_online(double, 1)
+    await double.run_slash_command(
+        mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
+    )
+    await double.run_slash_command(alice, channel, "join", {"character": "ash"})
+    await double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
+
+
 async def test_bot_process_plays_then_stops_cleanly(
     tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
 ) -> None:
@@ -84,12 +96,7 @@ async def test_bot_process_plays_then_stops_cleanly(
     llm_server.reply("scene", 'Mira: "Boots off the table."')
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await wait_until_online(discord_double, 1)
-        await discord_double.run_slash_command(
-            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
-        )
-        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
-        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
+        await story_with_a_player(discord_double, channel, mod, alice)
         await discord_double.user_sends(alice, channel, "I put my boots on the table.")
         mira = await discord_double.wait_for_message(
             lambda m: m.author_name == "Mira" and m.content == '"Boots off the table."',
@@ -109,12 +116,7 @@ async def test_bot_killed_mid_turn_finishes_it_once_after_restart(
     guild, channel, mod, alice = scene(discord_double)
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await wait_until_online(discord_double, 1)
-        await discord_double.run_slash_command(
-            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
-        )
-        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
-        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
+        await story_with_a_player(discord_double, channel, mod, alice)
         llm_server.latency = 30.0  # the turn hangs in the LLM call until the kill
         await discord_double.user_sends(alice, channel, "I light the lamp.")
         for _ in range(600):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.discord_double import DiscordDouble
 from tests.llm_double import LLMDouble
-from tests.test_bot_process import WAIT, scene, start_bot, wait_until_online
+from tests.test_bot_process import WAIT, scene, start_bot, story_with_a_player, wait_until_online
 
 # The script is emitted a line at a time: "Ah." shows at once, the rest waits for the kill.
 LINE = "Ah.\nThe lamp catches, and the shadows climb the walls, slow as smoke over water."
@@ -23,12 +23,7 @@ async def test_killed_mid_stream_leaves_no_half_post_after_restart(
     llm_server.set_default("scene", f"Mira: {LINE}")
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await wait_until_online(discord_double, 1)
-        await discord_double.run_slash_command(
-            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
-        )
-        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
-        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
+        await story_with_a_player(discord_double, channel, mod, alice)
         llm_server.chunk_size = 8
         llm_server.chunk_delay = 1.0  # the rest of the line would take ~9 s: the kill comes first
         await discord_double.user_sends(alice, channel, "I light the lamp.")
@@ -63,12 +58,7 @@ async def test_retry_button_of_a_failed_turn_works_after_a_restart(
     llm_server.fail("scene", "500")
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await wait_until_online(discord_double, 1)
-        await discord_double.run_slash_command(
-            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
-        )
-        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
-        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
+        await story_with_a_player(discord_double, channel, mod, alice)
         await discord_double.user_sends(alice, channel, "I ring the bell.")
         notice = await discord_double.wait_for_message(
             lambda m: "could not continue" in m.content, timeout=WAIT, channel=channel
@@ -105,12 +95,7 @@ async def test_sigterm_mid_turn_exits_cleanly_and_the_turn_is_finished_after(
     guild, channel, mod, alice = scene(discord_double)
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await wait_until_online(discord_double, 1)
-        await discord_double.run_slash_command(
-            mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
-        )
-        await discord_double.run_slash_command(alice, channel, "join", {"character": "ash"})
-        await discord_double.wait_for_message(lambda m: "joins as" in m.content, timeout=WAIT)
+        await story_with_a_player(discord_double, channel, mod, alice)
         llm_server.latency = 30.0
         await discord_double.user_sends(alice, channel, "I bar the door.")
         for _ in range(600):  # until the turn is waiting on the model
