@@ -119,11 +119,7 @@ async def test_bot_killed_mid_turn_finishes_it_once_after_restart(
         await story_with_a_player(discord_double, channel, mod, alice)
         llm_server.latency = 30.0  # the turn hangs in the LLM call until the kill
         await discord_double.user_sends(alice, channel, "I light the lamp.")
-        for _ in range(600):
-            if llm_server.calls("scene"):
-                break
-            await asyncio.sleep(0.05)
-        assert llm_server.calls("scene"), "the turn never reached the model"
+        await llm_server.wait_for_call("scene")  # the turn is waiting on the model
     finally:
         process.send_signal(signal.SIGKILL)
         await asyncio.wait_for(process.wait(), WAIT)

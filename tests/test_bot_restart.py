@@ -98,11 +98,7 @@ async def test_sigterm_mid_turn_exits_cleanly_and_the_turn_is_finished_after(
         await story_with_a_player(discord_double, channel, mod, alice)
         llm_server.latency = 30.0
         await discord_double.user_sends(alice, channel, "I bar the door.")
-        for _ in range(600):  # until the turn is waiting on the model
-            if llm_server.calls("scene"):
-                break
-            await asyncio.sleep(0.05)
-        assert llm_server.calls("scene"), "the turn never reached the model"
+        await llm_server.wait_for_call("scene")  # the turn is waiting on the model
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), WAIT)

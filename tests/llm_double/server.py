@@ -109,6 +109,7 @@ class LLMDouble:
     models: set[str] | None = None
     _runner: web.AppRunner | None = None
     _stalls: list[asyncio.Event] = field(default_factory=list)
+    _request_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
 
     # --- scripting --------------------------------------------------------------------
@@ -129,6 +130,14 @@ class LLMDouble:
 
     def calls(self, purpose: str | None = None) -> list[Recorded]:
         return [r for r in self.requests if purpose is None or r.purpose == purpose]
+
+    async def wait_for_call(self, purpose: str, timeout: float = 30.0) -> Recorded:  # noqa: ASYNC109
+        """The first call of `purpose`, once it has arrived (e.g. a turn reached the model)."""
+        async with asyncio.timeout(timeout):
+            while not self.calls(purpose):
+                self._request_arrived.clear()
+                await self._request_arrived.wait()
+        return self.calls(purpose)[0]
 
     @property
     def call_count(self) -> int:
@@ -225,6 +234,7 @@ class LLMDouble:
                 dict(request.headers),
             )
         )
+        self._request_arrived.set()
         if self.api_key is not None and request.headers.get("Authorization") != (
             f"Bearer {self.api_key}"
         ):
