@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ClaimedTurn:
-    """The input a turn answers, read before any LLM call."""
+class TurnInput:
+    """The waiting input a turn answers, read before any LLM call."""
 
     playthrough_id: int
     input_ids: tuple[int, ...]
@@ -75,7 +75,7 @@ class TurnPipeline(EngineCore):
             transcript, waiting = await load_recent(session, pt.id, self.options.recent_messages)
             if not waiting:
                 return
-            claimed = ClaimedTurn(
+            turn_input = TurnInput(
                 pt.id,
                 tuple(message_id for message_id, _ in waiting),
                 pt.turn_count + 1,
@@ -87,17 +87,17 @@ class TurnPipeline(EngineCore):
             )
         context = build_scene_context(parts, self.options.context_tokens)
         if context.dropped:
-            log.info("turn %s: context over budget, dropped %s", claimed.number, context.dropped)
+            log.info("turn %s: context over budget, dropped %s", turn_input.number, context.dropped)
         prep_ms = (time.perf_counter() - started) * 1000
         npcs = {c.key: c.name for c in state.characters.values() if not c.is_player}
         players = {c.key: c.name for c in state.characters.values() if c.is_player}
         # Models also address players by their user names: never let those speak either.
         players.update({f"user_{p.user_id}": p.display_name for p in state.players.values()})
         parser = ScriptParser(npcs, players)
-        await self.sink.turn_started(channel_id, claimed.number)
+        await self.sink.turn_started(channel_id, turn_input.number)
         try:
             stream = self.gateway.stream_text(
-                context.messages, purpose="scene", model=claimed.model
+                context.messages, purpose="scene", model=turn_input.model
             )
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
@@ -106,7 +106,7 @@ class TurnPipeline(EngineCore):
             if not parser.posts:
                 raise LLMBadOutput("The model's reply had nothing to post.")
         except LLMError as error:
-            await self._fail(claimed, str(error))
+            await self._fail(turn_input, str(error))
             await self.sink.notice(
                 channel_id,
                 f"The story could not continue: {error} Your messages are kept; "
@@ -114,13 +114,13 @@ class TurnPipeline(EngineCore):
                 retryable=True,
             )
             return
-        plan = await self._direct(claimed, state, parser.posts, parts.inputs_text())
+        plan = await self._direct(turn_input, state, parser.posts, parts.inputs_text())
         applying = time.perf_counter()
         result = await self._apply(
-            channel_id, claimed, parser, plan, state, context.tokens, context.dropped, prep_ms
+            channel_id, turn_input, parser, plan, state, context.tokens, context.dropped, prep_ms
         )
         if result is None:
-            self.states.invalidate(claimed.playthrough_id)
+            self.states.invalidate(turn_input.playthrough_id)
         else:
             self.states.put(state, version)  # now holds this turn's changes
         # Engine time of the turn, LLM calls excluded (read by bench/turns.py).
@@ -142,29 +142,29 @@ class TurnPipeline(EngineCore):
                 await self.sink.text_streamed(channel_id, event.index, event.text)
 
     async def _direct(
-        self, claimed: ClaimedTurn, state: Snapshot, posts: list[ScriptPost], inputs: str
+        self, turn_input: TurnInput, state: Snapshot, posts: list[ScriptPost], inputs: str
     ) -> DirectorPlan:
         messages = director_messages(state, posts, inputs)
         try:
             output = await self.gateway.complete_json(
-                messages, DirectorOutput, purpose="director", model=claimed.model
+                messages, DirectorOutput, purpose="director", model=turn_input.model
             )
         except LLMError as error:
-            log.warning("turn %s: director output unusable: %s", claimed.number, error)
+            log.warning("turn %s: director output unusable: %s", turn_input.number, error)
             return DirectorPlan((), (f"director output unusable: {error}",), "", 0.5)
         assert isinstance(output, DirectorOutput)
         return plan_changes(output, state)
 
-    async def _fail(self, claimed: ClaimedTurn, error: str) -> None:
+    async def _fail(self, turn_input: TurnInput, error: str) -> None:
         """Record the failed attempt; the input stays waiting for the next turn or a retry."""
         async with self.db.write() as session:
             number = await session.scalar(
                 select(func.max(m.Turn.number)).where(
-                    m.Turn.playthrough_id == claimed.playthrough_id
+                    m.Turn.playthrough_id == turn_input.playthrough_id
                 )
             )
             turn = m.Turn(
-                playthrough_id=claimed.playthrough_id,
+                playthrough_id=turn_input.playthrough_id,
                 number=(number or 0) + 1,
                 status="failed",
                 error=error,
@@ -174,10 +174,10 @@ class TurnPipeline(EngineCore):
             await session.flush()
             session.add(
                 m.EventLog(
-                    playthrough_id=claimed.playthrough_id,
+                    playthrough_id=turn_input.playthrough_id,
                     turn_id=turn.id,
                     kind="error",
-                    summary=f"turn {claimed.number} failed: {error}",
+                    summary=f"turn {turn_input.number} failed: {error}",
                     data={"error": error},
                 )
             )
@@ -185,7 +185,7 @@ class TurnPipeline(EngineCore):
     async def _apply(
         self,
         channel_id: int,
-        claimed: ClaimedTurn,
+        turn_input: TurnInput,
         parser: ScriptParser,
         plan: DirectorPlan,
         state: Snapshot,
@@ -195,9 +195,11 @@ class TurnPipeline(EngineCore):
     ) -> TurnResult | None:
         started = time.perf_counter()
         async with self.db.write() as session:
-            pt = await session.get_one(m.Playthrough, claimed.playthrough_id)
+            pt = await session.get_one(m.Playthrough, turn_input.playthrough_id)
             if pt.status != "active":
-                log.info("turn %s dropped: the story was %s meanwhile", claimed.number, pt.status)
+                log.info(
+                    "turn %s dropped: the story was %s meanwhile", turn_input.number, pt.status
+                )
                 return None
             next_number = (
                 select(func.coalesce(func.max(m.Turn.number), 0) + 1)
@@ -218,7 +220,7 @@ class TurnPipeline(EngineCore):
             assert turn_id is not None
             await session.execute(
                 update(m.Message)
-                .where(m.Message.id.in_(claimed.input_ids), m.Message.turn_id.is_(None))
+                .where(m.Message.id.in_(turn_input.input_ids), m.Message.turn_id.is_(None))
                 .values(turn_id=turn_id)
             )
             editor = self._editor(session, pt, actor="director", turn_id=turn_id)
