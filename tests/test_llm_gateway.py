@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -31,6 +33,7 @@ from engine.llm import (
     estimate_tokens,
     extract_json_object,
 )
+from engine.llm.sse import SSEDecoder
 from engine.settings import Settings
 from tests.llm_double import LLMDouble
 
@@ -442,6 +445,204 @@ async def test_calls_are_logged_without_the_key(llm_server: LLMDouble, caplog: A
     assert any("summary" in line and "other" in line and "Unavailable" in line for line in lines)
     assert all("tokens" in line for line in lines)
     assert SECRET not in caplog.text
+
+
+# --- the raw reply: SSE lines and JSON bodies as sent on the wire ----------------------
+
+
+def sse_chunk(content: str | None = None, **extra: Any) -> bytes:
+    """One `data:` event of a chat completion chunk (no choices when `content` is None)."""
+    choices = [] if content is None else [{"index": 0, "delta": {"content": content}}]
+    payload = {"id": "c", "object": "chat.completion.chunk", "choices": choices, **extra}
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+class RawEndpoint:
+    """A chat completions endpoint that sends exactly the scripted bytes (the LLM double
+    only sends well-formed replies), in the scripted pieces, and notes the client's port."""
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[str, list[bytes]]] = []
+        self.peers: list[Any] = []
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    def reply(self, content_type: str, *pieces: bytes) -> None:
+        self.replies.append((content_type, list(pieces)))
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        assert request.transport is not None
+        self.peers.append(request.transport.get_extra_info("peername"))
+        content_type, pieces = self.replies.pop(0)
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        await response.prepare(request)
+        for piece in pieces:
+            await response.write(piece)
+            await asyncio.sleep(0.001)  # separate writes, so the client reads several chunks
+        await response.write_eof()
+        return response
+
+    async def __aenter__(self) -> RawEndpoint:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[RawEndpoint]:
+    async with RawEndpoint() as endpoint:
+        yield endpoint
+
+
+@contextlib.asynccontextmanager
+async def raw_gateway(endpoint: RawEndpoint) -> AsyncIterator[LLMGateway]:
+    gw = LLMGateway(config_for(endpoint.base_url))
+    try:
+        yield gw
+    finally:
+        await gw.close()
+
+
+async def test_stream_skips_comments_other_fields_and_chunks_without_choices(
+    raw: RawEndpoint,
+) -> None:
+    raw.reply(
+        "text/event-stream",
+        b": keep-alive\n\n",
+        b"event: message\r\nid: 1\r\n" + sse_chunk("Narrator: ").replace(b"\n", b"\r\n"),
+        b":\n" + sse_chunk(None, usage={"total_tokens": 3}),
+        sse_chunk("Rain")[:9],  # an event cut in two pieces
+        sse_chunk("Rain")[9:] + b"\n",
+        b'data: {"choices": [{"index": 0, "delta": {"role": "assistant"}}]}\n\n',
+        b'data: {"choices": [{"index": 0, "delta": {"content": null}}]}\n\n',
+        sse_chunk(" falls \u2014 sur la c\u00f4te."),
+        b"data: [DONE]\n\n",
+    )
+    async with raw_gateway(raw) as gw:
+        text = "".join(await collect(gw))
+    assert text == "Narrator: Rain falls \u2014 sur la c\u00f4te."
+
+
+async def test_stream_error_event_is_unavailable_after_the_text_before_it(
+    raw: RawEndpoint, caplog: Any
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    raw.reply(
+        "text/event-stream",
+        sse_chunk("Narrator: The door "),
+        b'data: {"error": {"message": "overloaded, key sk-...1234", "type": "server_error"}}\n\n',
+        sse_chunk("never shown"),
+    )
+    received: list[str] = []
+    async with raw_gateway(raw) as gw:
+        with pytest.raises(LLMUnavailable, match="error mid-reply") as caught:
+            async with contextlib.aclosing(gw.stream_text(MESSAGES, purpose="scene")) as s:
+                async for chunk in s:
+                    received.append(chunk)
+    assert "".join(received) == "Narrator: The door "
+    assert "1234" not in str(caught.value) and "overloaded" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"data: {not json}\n\n",
+        b'data: {"choices": [{"delta": {"content": "Nar\n\n',  # cut off at the end of the body
+        b"data: [1, 2]\n\n",
+        b'data: {"choices": [{"delta": {"content": 7}}]}\n\n',
+        b'data: {"choices": "text"}\n\n',
+        b"data: \xff\xfe\n\n",
+    ],
+)
+async def test_unreadable_stream_chunk_is_bad_output(raw: RawEndpoint, bad: bytes) -> None:
+    raw.reply("text/event-stream", sse_chunk("Narrator: "), bad, b"data: [DONE]\n\n")
+    async with raw_gateway(raw) as gw:
+        with pytest.raises(LLMBadOutput, match="could not be read"):
+            await collect(gw)
+
+
+async def test_stream_without_done_or_final_blank_line_keeps_its_text(raw: RawEndpoint) -> None:
+    raw.reply("text/event-stream", sse_chunk("Narrator: Fog."), sse_chunk(" Bells.").rstrip())
+    async with raw_gateway(raw) as gw:
+        assert "".join(await collect(gw)) == "Narrator: Fog. Bells."
+
+
+async def test_stream_of_only_an_error_event_is_unavailable(raw: RawEndpoint) -> None:
+    raw.reply("text/event-stream", b'data: {"error": {"code": 500}}\n\ndata: [DONE]\n\n')
+    async with raw_gateway(raw) as gw:
+        with pytest.raises(LLMUnavailable, match="error mid-reply"):
+            await collect(gw)
+
+
+async def test_finished_streams_and_replies_reuse_one_connection(raw: RawEndpoint) -> None:
+    for _ in range(3):
+        raw.reply("text/event-stream", sse_chunk("Narrator: Hush."), b"data: [DONE]\n\n")
+        raw.reply(
+            "application/json", json.dumps({"choices": [{"message": {"content": "Ok"}}]}).encode()
+        )
+    async with raw_gateway(raw) as gw:
+        for _ in range(3):
+            assert "".join(await collect(gw)) == "Narrator: Hush."
+            assert await gw.complete_text(MESSAGES, purpose="summary") == "Ok"
+    assert len(raw.peers) == 6 and len(set(raw.peers)) == 1
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "error"),
+    [
+        ("application/json", b"{not json", "could not be read"),
+        ("text/html", b"<html>502 Bad Gateway</html>", "could not be read"),
+        ("application/json", b"", "could not be read"),
+        ("application/json", b'{"id": "x", "object": "chat.completion"}', "empty reply"),
+        ("application/json", b'{"choices": []}', "empty reply"),
+        ("application/json", b'{"choices": [{"message": {"content": null}}]}', "empty reply"),
+        ("application/json", b"[1, 2, 3]", "empty reply"),
+    ],
+)
+async def test_unusable_reply_body_is_bad_output(
+    raw: RawEndpoint, content_type: str, body: bytes, error: str
+) -> None:
+    raw.reply(content_type, body)
+    raw.reply(content_type, body)
+    async with raw_gateway(raw) as gw:
+        with pytest.raises(LLMBadOutput, match=error):
+            await gw.complete_text(MESSAGES, purpose="summary")
+        with pytest.raises(LLMBadOutput):
+            await gw.complete_json(MESSAGES, Verdict, purpose="director")
+
+
+SSE_STREAM = (
+    b": keep-alive\r\n\r\n"
+    b'data: {"a": "caf\xc3\xa9"}\n\n'
+    b"event: ping\rid: 7\r\r"
+    b"data: cr\rdata: only\r\r"
+    b"data: line one\r\ndata:line two\r\ndata\r\n\r\n"
+    b"retry: 10\n: comment\n\n"
+    b"data: [DONE]\n\n"
+)
+SSE_EVENTS = [b'{"a": "caf\xc3\xa9"}', b"cr\nonly", b"line one\nline two\n", b"[DONE]"]
+
+
+@given(st.lists(st.integers(0, len(SSE_STREAM)), max_size=12))
+def test_sse_decoder_gives_the_same_events_however_the_bytes_are_split(cuts: list[int]) -> None:
+    bounds = [0, *sorted(cuts), len(SSE_STREAM)]
+    decoder = SSEDecoder()
+    events: list[bytes] = []
+    for start, end in itertools.pairwise(bounds):
+        events += decoder.feed(SSE_STREAM[start:end])
+    events += decoder.finish()
+    assert events == SSE_EVENTS
 
 
 # --- configuration --------------------------------------------------------------------
