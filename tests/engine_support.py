@@ -87,9 +87,12 @@ async def running_engine(
     sink: RecordingSink | None = None,
     collect_window: float = 0.0,
     db_name: str = "engine.db",
+    driver_statements: bool = True,
     **gateway_overrides: object,
 ) -> AsyncIterator[tuple[Engine, RecordingSink]]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / db_name}")
+    db = Database(
+        f"sqlite+aiosqlite:///{tmp_path / db_name}", driver_statements=driver_statements
+    )
     await upgrade_to_head(db.engine)
     sink = sink or RecordingSink()
     gateway = gateway_for(base_url, **gateway_overrides)

@@ -174,8 +174,10 @@ async def _full_state(engine: Engine) -> dict[str, Any]:
     return out
 
 
+# "sqlalchemy": the hot-path statements through SQLAlchemy, as on databases other than SQLite.
+@pytest.mark.parametrize("driver_statements", [True, False], ids=["driver", "sqlalchemy"])
 async def test_undo_restores_every_value_exactly(
-    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any, driver_statements: bool
 ) -> None:
     llm_server.reply(
         "director",
@@ -189,7 +191,9 @@ async def test_undo_restores_every_value_exactly(
             scene={"weather": "hail", "tone": "grim"},
         ),
     )
-    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, sink):
+    async with running_engine(
+        tmp_path, llm_server.base_url, catalog, driver_statements=driver_statements
+    ) as (engine, sink):
         await begin(engine, (ASH_USER, "ash"))
         await turn(engine, ASH_USER, "I slam the seal on the table.")
         await engine.set_flag(CHANNEL, MOD, "moderator_mark", "kept")

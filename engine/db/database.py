@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from engine.db.statements import DriverRunner, PreparedCache, Runner, SessionRunner
+
 _READ_ONLY = "dreamwalkers_read_only"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -84,12 +86,15 @@ class Database:
     across an LLM call.
     """
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, driver_statements: bool = True, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self._sqlite = is_sqlite(url)
+        # Hot-path statements go straight to aiosqlite on SQLite (engine/db/statements.py).
+        self._driver = self._sqlite and driver_statements
+        self.prepared = PreparedCache(self.engine.dialect)
         self._write_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        read_engine = self.engine.execution_options(**{_READ_ONLY: True})
+        read_engine = self._read_engine = self.engine.execution_options(**{_READ_ONLY: True})
         self._read_sessions = async_sessionmaker(read_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock()
 
@@ -103,6 +108,42 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._read_sessions() as session, session.begin():
             yield session
+
+    def runner(self, session: AsyncSession) -> Runner:
+        """Prepared queries inside an ORM session's transaction."""
+        return SessionRunner(session, self.prepared)
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[Runner]:
+        """Like `write()`, for prepared queries only (the turn's hot path)."""
+        lock = self._write_lock if self._sqlite else contextlib.nullcontext()
+        async with lock, self._statements("BEGIN IMMEDIATE") as runner:
+            yield runner
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[Runner]:
+        """Like `read()`, for prepared queries only."""
+        async with self._statements("BEGIN") as runner:
+            yield runner
+
+    @contextlib.asynccontextmanager
+    async def _statements(self, begin: str) -> AsyncIterator[Runner]:
+        if not self._driver:
+            engine = self._read_engine if begin == "BEGIN" else self.engine
+            async with engine.begin() as connection:
+                yield SessionRunner(connection, self.prepared)
+            return
+        async with self.engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            await raw.execute(begin)
+            try:
+                yield DriverRunner(raw, self.prepared)
+            except BaseException:
+                with contextlib.suppress(Exception):  # keep the error that got us here
+                    await raw.rollback()
+                raise
+            await raw.commit()
 
     async def close(self) -> None:
         await self.engine.dispose()

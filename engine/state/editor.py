@@ -24,37 +24,87 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from engine.db import models as m
 from engine.db.models import utcnow
+from engine.db.statements import Runner
 from engine.results import ChangeView
-from engine.state.rows import PlaythroughRows
+from engine.state.rows import PlaythroughRows, Record
 
 RELATIONSHIP_FIELDS = ("trust", "affection", "familiarity")
 SCENE_FIELDS = ("location", "time_of_day", "weather", "tone")
+FACT_COLUMNS = ("playthrough_id", "character_id", "fact", "source", "turn_number", "certainty")
+CHANGE_COLUMNS = (
+    "playthrough_id",
+    "turn_id",
+    "kind",
+    "target",
+    "before",
+    "after",
+    "reason",
+    "actor",
+    "actor_user_id",
+    "reverted",
+    "created_at",
+)
+
+
+def _insert_facts() -> Any:
+    return insert(m.Knowledge).values({c: bindparam(c) for c in FACT_COLUMNS})
+
+
+def _insert_changes() -> Any:
+    return insert(m.Change).values({c: bindparam(c) for c in CHANGE_COLUMNS})
+
+
+def _turn_changes() -> Any:
+    return (
+        select(m.Change.id, m.Change.kind, m.Change.target, m.Change.before, m.Change.after)
+        .where(m.Change.turn_id == bindparam("turn"), m.Change.reverted.is_(False))
+        .order_by(m.Change.id.desc())
+    )
+
+
+def _mark_reverted() -> Any:
+    return update(m.Change).where(m.Change.id == bindparam("change_id")).values(reverted=True)
+
+
+def _forget_fact() -> Any:
+    one = (
+        select(m.Knowledge.id)
+        .where(
+            m.Knowledge.character_id == bindparam("character"),
+            m.Knowledge.fact == bindparam("fact"),
+            m.Knowledge.source == bindparam("source"),
+            m.Knowledge.turn_number == bindparam("turn"),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    return delete(m.Knowledge).where(m.Knowledge.id == one)
 
 
 class StateEditor:
     def __init__(
         self,
-        session: AsyncSession,
-        playthrough: m.Playthrough,
+        runner: Runner,
+        playthrough_id: int,
+        turn_count: int,
         *,
         actor: str,
         actor_user_id: int | None = None,
         turn_id: int | None = None,
     ) -> None:
-        self.session = session
-        self.playthrough = playthrough
+        self.runner = runner
+        self.playthrough_id = playthrough_id
+        self.turn_count = turn_count
         self.actor = actor
         self.actor_user_id = actor_user_id
         self.turn_id = turn_id
         self.changes: list[ChangeView] = []
-        self.rows = PlaythroughRows(session, playthrough.id)
-        # Append-only rows, inserted in one statement each by `save()` (the ORM would send
-        # one INSERT ... RETURNING per row on SQLite).
+        self.rows = PlaythroughRows(runner, playthrough_id)
+        # Append-only rows, inserted in one statement each by `save()`.
         self._pending: list[dict[str, Any]] = []
         self._facts: list[dict[str, Any]] = []
         self._readers: dict[str, Callable[[str], Awaitable[Any]]] = {
@@ -95,20 +145,19 @@ class StateEditor:
             await self._record("knowledge", key, None, fact, None, fact, reason)
 
     async def save(self) -> None:
-        """Write the buffered facts and Change rows: one statement each, whatever the count."""
-        if self._facts:
-            await self.session.execute(insert(m.Knowledge), self._facts)
-            self._facts = []
-        if self._pending:
-            await self.session.execute(insert(m.Change), self._pending)
-            self._pending = []
+        """Write the changed rows, the facts and the Change rows: a statement per kind."""
+        await self.rows.flush()
+        facts, self._facts = self._facts, []
+        await self.runner.run_many(_insert_facts, facts)
+        pending, self._pending = self._pending, []
+        await self.runner.run_many(_insert_changes, pending)
 
     async def _record(
         self, kind: str, target: str, before: Any, after: Any, shown: Any, value: Any, reason: str
     ) -> ChangeView:
         self._pending.append(
             {
-                "playthrough_id": self.playthrough.id,
+                "playthrough_id": self.playthrough_id,
                 "turn_id": self.turn_id,
                 "kind": kind,
                 "target": target,
@@ -129,25 +178,20 @@ class StateEditor:
 
     async def revert_turn(self, turn_id: int) -> int:
         """Undo every change of a turn, newest first; returns how many were reverted."""
-        rows = (
-            await self.session.scalars(
-                select(m.Change)
-                .where(m.Change.turn_id == turn_id, m.Change.reverted.is_(False))
-                .order_by(m.Change.id.desc())
-            )
-        ).all()
+        rows = await self.runner.all(_turn_changes, turn=turn_id)
         await self.save()
-        for row in rows:
-            if row.kind == "knowledge":
-                await self._forget(row.target, row.after)
+        for _, kind, target, before, after in rows:
+            if kind == "knowledge":
+                await self._forget(target, after)
             else:
-                await self._write(row.kind, row.target, row.before)
-            row.reverted = True
+                await self._write(kind, target, before)
+        await self.rows.flush()
+        await self.runner.run_many(_mark_reverted, [{"change_id": row[0]} for row in rows])
         return len(rows)
 
     def _stored(self, kind: str, value: Any, before: Any) -> Any:
         """What a Change stores: flags and progress keep who/when, so undo is exact."""
-        turn = self.playthrough.turn_count
+        turn = self.turn_count
         if kind == "flag" and value is not None:
             return {
                 "value": value,
@@ -170,36 +214,31 @@ class StateEditor:
         """The target as people read it: character names instead of keys."""
         if kind in RELATIONSHIP_FIELDS or kind == "relationship":
             source, other = await self._pair(target)
-            return f"{source.name} -> {other.name}"
-        if kind in ("mood", "intent", "present", "location"):
-            return (await self.character(target)).name
-        if kind == "knowledge":
-            return (await self.character(target)).name
+            return f"{source['name']} -> {other['name']}"
+        if kind in ("mood", "intent", "present", "location", "knowledge"):
+            return str((await self.character(target))["name"])
         return target
 
     # --- lookups -----------------------------------------------------------------------
 
-    async def character(self, key: str) -> m.Character:
+    async def character(self, key: str) -> Record:
         return await self.rows.character(key)
 
-    async def location_row(self, key: str) -> m.Location:
-        return (await self.rows.locations())[key]
-
-    async def _pair(self, target: str) -> tuple[m.Character, m.Character]:
+    async def _pair(self, target: str) -> tuple[Record, Record]:
         source, _, other = target.partition("->")
         return await self.character(source), await self.character(other)
 
-    async def _relationship(self, target: str) -> m.Relationship | None:
+    async def _relationship(self, target: str) -> Record | None:
         source, other = await self._pair(target)
-        return (await self.rows.relationships()).get((source.id, other.id))
+        return (await self.rows.relationships()).get((source["id"], other["id"]))
 
-    async def _arc_row(self, key: str) -> m.ArcState:
+    async def _arc_row(self, key: str) -> Record:
         row = (await self.rows.arcs()).get(key)
         if row is None:
             raise LookupError(f"no arc {key!r}")
         return row
 
-    async def _episode_row(self, target: str) -> m.EpisodeState:
+    async def _episode_row(self, target: str) -> Record:
         arc_key, _, episode_key = target.partition("/")
         return await self.rows.episode(arc_key, episode_key)
 
@@ -210,37 +249,37 @@ class StateEditor:
         if row is None:
             return None
         return {
-            "value": row.value,
-            "set_by": row.set_by,
-            "set_by_user_id": row.set_by_user_id,
-            "set_at_turn": row.set_at_turn,
+            "value": row["value"],
+            "set_by": row["set_by"],
+            "set_by_user_id": row["set_by_user_id"],
+            "set_at_turn": row["set_at_turn"],
         }
 
     def _get_relationship_value(self, name: str) -> Callable[[str], Awaitable[Any]]:
         async def read(target: str) -> Any:
             row = await self._relationship(target)
-            return 0.0 if row is None else getattr(row, name)
+            return 0.0 if row is None else row[name]
 
         return read
 
     async def _get_relationship_kind(self, target: str) -> Any:
         row = await self._relationship(target)
-        return None if row is None else row.kind
+        return None if row is None else row["kind"]
 
     def _get_character_field(self, name: str) -> Callable[[str], Awaitable[Any]]:
         async def read(key: str) -> Any:
-            return getattr(await self.character(key), name)
+            return (await self.character(key))[name]
 
         return read
 
     async def _get_character_location(self, key: str) -> Any:
-        return await self.rows.location_key((await self.character(key)).location_id)
+        return await self.rows.location_key((await self.character(key))["location_id"])
 
     async def _get_scene(self, field: str) -> Any:
         scene = await self.rows.scene()
         if field == "location":
-            return await self.rows.location_key(scene.location_id)
-        return getattr(scene, field)
+            return await self.rows.location_key(scene["location_id"])
+        return scene[field]
 
     async def _get_arc(self, key: str) -> Any:
         return _progress(await self._arc_row(key))
@@ -252,103 +291,99 @@ class StateEditor:
         return None  # facts are only ever added (and taken back by undo)
 
     async def _get_player(self, user_id: str) -> Any:
-        row = await self.session.scalar(
-            select(m.Player)
-            .where(m.Player.playthrough_id == self.playthrough.id, m.Player.user_id == int(user_id))
-            .order_by(m.Player.id.desc())
-        )
+        row = await self.rows.latest_player(int(user_id))
         if row is None:
             return None
-        return "active" if row.left_at is None else "left"
+        return "active" if row["left_at"] is None else "left"
 
     # --- writers -----------------------------------------------------------------------
 
     async def _write(self, kind: str, target: str, value: Any) -> None:
-        pid = self.playthrough.id
+        rows = self.rows
         if kind == "flag":
-            flags = await self.rows.flags()
+            flags = await rows.flags()
             row = flags.get(target)
             if value is None:
                 if row is not None:
-                    await self.session.delete(row)
+                    await rows.delete("flags", row)
                     del flags[target]
-            else:
-                if row is None:
-                    row = flags[target] = m.Flag(playthrough_id=pid, name=target)
-                    self.session.add(row)
-                row.value = value["value"]
-                row.set_by = value["set_by"]
-                row.set_by_user_id = value["set_by_user_id"]
-                row.set_at_turn = value["set_at_turn"]
-        elif kind in RELATIONSHIP_FIELDS or kind == "relationship":
-            rel = await self._relationship(target)
-            source, other = await self._pair(target)
-            relationships = await self.rows.relationships()
-            if kind == "relationship" and value is None:
-                if rel is not None:
-                    await self.session.delete(rel)
-                    del relationships[(source.id, other.id)]
                 return
-            if rel is None:
-                rel = m.Relationship(
-                    playthrough_id=pid,
-                    source_id=source.id,
-                    target_id=other.id,
-                    kind="acquaintance",
-                    trust=0.0,
-                    affection=0.0,
-                    familiarity=0.0,
-                    history=[],
-                )
-                self.session.add(rel)
-                relationships[(source.id, other.id)] = rel
-            if kind == "relationship":
-                rel.kind = value
+            fields = {
+                "value": value["value"],
+                "set_by": value["set_by"],
+                "set_by_user_id": value["set_by_user_id"],
+                "set_at_turn": value["set_at_turn"],
+            }
+            if row is None:
+                new = {"playthrough_id": self.playthrough_id, "name": target, **fields}
+                flags[target] = await rows.insert("flags", new)
             else:
-                setattr(rel, kind, float(value))
+                rows.update("flags", row, **fields)
+        elif kind in RELATIONSHIP_FIELDS or kind == "relationship":
+            await self._write_relationship(kind, target, value)
         elif kind in ("mood", "intent", "present"):
-            setattr(await self.character(target), kind, value)
+            rows.update("characters", await self.character(target), **{kind: value})
         elif kind == "location":
-            location = None if value is None else await self.location_row(value)
-            (await self.character(target)).location_id = None if location is None else location.id
+            location_id = await rows.location_id(value)
+            rows.update("characters", await self.character(target), location_id=location_id)
         elif kind == "scene":
-            scene = await self.rows.scene()
+            scene = await rows.scene()
             if target == "location":
-                location = None if value is None else await self.location_row(value)
-                scene.location_id = None if location is None else location.id
+                rows.update("scenes", scene, location_id=await rows.location_id(value))
             else:
-                setattr(scene, target, value)
+                rows.update("scenes", scene, **{target: value})
         elif kind == "arc":
-            await self._set_progress(await self._arc_row(target), value)
+            rows.update("arc_states", await self._arc_row(target), **_progress_fields(value))
         elif kind == "episode":
-            await self._set_progress(await self._episode_row(target), value)
+            row = await self._episode_row(target)
+            rows.update("episode_states", row, **_progress_fields(value))
         elif kind == "knowledge":
             await self._write_knowledge(target, value)
         elif kind == "player":
-            row = await self.session.scalar(
-                select(m.Player)
-                .where(m.Player.playthrough_id == pid, m.Player.user_id == int(target))
-                .order_by(m.Player.id.desc())
-            )
-            if row is not None:
-                row.left_at = None if value == "active" else datetime.now(UTC)
+            player = await rows.latest_player(int(target))
+            if player is not None:
+                left_at = None if value == "active" else datetime.now(UTC)
+                rows.update("players", player, left_at=left_at)
         else:
             raise ValueError(f"unknown change kind {kind!r}")
 
-    async def _set_progress(self, row: m.ArcState | m.EpisodeState, value: dict[str, Any]) -> None:
-        row.status = value["status"]
-        row.started_turn = value["started_turn"]
-        row.completed_turn = value["completed_turn"]
+    async def _write_relationship(self, kind: str, target: str, value: Any) -> None:
+        rows = self.rows
+        source, other = await self._pair(target)
+        relationships = await rows.relationships()
+        pair = (source["id"], other["id"])
+        rel = relationships.get(pair)
+        if kind == "relationship" and value is None:
+            if rel is not None:
+                await rows.delete("relationships", rel)
+                del relationships[pair]
+            return
+        if rel is None:
+            new = {
+                "playthrough_id": self.playthrough_id,
+                "source_id": source["id"],
+                "target_id": other["id"],
+                "kind": "acquaintance",
+                "trust": 0.0,
+                "affection": 0.0,
+                "familiarity": 0.0,
+                "history": [],
+            }
+            rel = relationships[pair] = await rows.insert("relationships", new)
+        if kind == "relationship":
+            rows.update("relationships", rel, kind=value)
+        else:
+            rows.update("relationships", rel, **{kind: float(value)})
 
     async def _write_knowledge(self, key: str, value: Any) -> None:
         character = await self.character(key)
         self._facts.append(
             {
-                "playthrough_id": self.playthrough.id,
-                "character_id": character.id,
+                "playthrough_id": self.playthrough_id,
+                "character_id": character["id"],
                 "fact": value["fact"],
                 "source": value.get("source", "witnessed"),
-                "turn_number": value.get("turn", self.playthrough.turn_count),
+                "turn_number": value.get("turn", self.turn_count),
                 "certainty": value.get("certainty", 1.0),
             }
         )
@@ -356,25 +391,28 @@ class StateEditor:
     async def _forget(self, key: str, value: dict[str, Any]) -> None:
         """Take back one fact learned by a change (identical facts are interchangeable)."""
         character = await self.character(key)
-        one = (
-            select(m.Knowledge.id)
-            .where(
-                m.Knowledge.character_id == character.id,
-                m.Knowledge.fact == value["fact"],
-                m.Knowledge.source == value.get("source", "witnessed"),
-                m.Knowledge.turn_number == value.get("turn", self.playthrough.turn_count),
-            )
-            .limit(1)
-            .scalar_subquery()
+        await self.runner.run(
+            _forget_fact,
+            character=character["id"],
+            fact=value["fact"],
+            source=value.get("source", "witnessed"),
+            turn=value.get("turn", self.turn_count),
         )
-        await self.session.execute(delete(m.Knowledge).where(m.Knowledge.id == one))
 
 
-def _progress(row: m.ArcState | m.EpisodeState) -> dict[str, Any]:
+def _progress(row: Record) -> dict[str, Any]:
     return {
-        "status": row.status,
-        "started_turn": row.started_turn,
-        "completed_turn": row.completed_turn,
+        "status": row["status"],
+        "started_turn": row["started_turn"],
+        "completed_turn": row["completed_turn"],
+    }
+
+
+def _progress_fields(value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": value["status"],
+        "started_turn": value["started_turn"],
+        "completed_turn": value["completed_turn"],
     }
 
 

@@ -17,18 +17,16 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from engine.db import models as m
-from engine.db.models import utcnow
+from engine.db.statements import Runner
 from engine.llm import LLMBadOutput, LLMError
 from engine.results import Post, TurnResult
 from engine.state.arcs import advance_arcs
+from engine.state.editor import StateEditor
 from engine.state.snapshot import Snapshot
-from engine.turns.context import build_scene_context
+from engine.turns import store
+from engine.turns.context import ContextParts, build_scene_context
 from engine.turns.director import DirectorOutput, DirectorPlan, plan_changes
-from engine.turns.prompts import director_messages, load_context_parts, load_recent
+from engine.turns.prompts import director_messages
 from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
 from engine.usecases.base import EngineCore
 
@@ -56,35 +54,12 @@ class TurnPipeline(EngineCore):
                 channel_id, "Something went wrong while writing this turn.", retryable=True
             )
 
-    async def _guild_model(self, session: AsyncSession, guild_id: int) -> str | None:
-        if guild_id not in self.guild_models:
-            config = await session.get(m.GuildConfig, guild_id)
-            self.guild_models[guild_id] = config.model if config else None
-        return self.guild_models[guild_id]
-
     async def _run_turn(self, channel_id: int) -> None:
         started = time.perf_counter()
-        async with self.db.read() as session:
-            pt = await session.scalar(
-                select(m.Playthrough).where(
-                    m.Playthrough.channel_id == channel_id, m.Playthrough.status == "active"
-                )
-            )
-            if pt is None:
-                return
-            transcript, waiting = await load_recent(session, pt.id, self.options.recent_messages)
-            if not waiting:
-                return
-            turn_input = TurnInput(
-                pt.id,
-                tuple(message_id for message_id, _ in waiting),
-                pt.turn_count + 1,
-                await self._guild_model(session, pt.guild_id),
-            )
-            state, version = await self._versioned_snapshot(session, pt)
-            parts = await load_context_parts(
-                session, pt, state, transcript, [line for _, line in waiting]
-            )
+        read = await self._read_turn(channel_id)
+        if read is None:
+            return
+        turn_input, state, version, parts = read
         context = build_scene_context(parts, self.options.context_tokens)
         if context.dropped:
             log.info("turn %s: context over budget, dropped %s", turn_input.number, context.dropped)
@@ -157,30 +132,45 @@ class TurnPipeline(EngineCore):
 
     async def _fail(self, turn_input: TurnInput, error: str) -> None:
         """Record the failed attempt; the input stays waiting for the next turn or a retry."""
-        async with self.db.write() as session:
-            number = await session.scalar(
-                select(func.max(m.Turn.number)).where(
-                    m.Turn.playthrough_id == turn_input.playthrough_id
-                )
-            )
-            turn = m.Turn(
-                playthrough_id=turn_input.playthrough_id,
-                number=(number or 0) + 1,
-                status="failed",
-                error=error,
-                finished_at=utcnow(),
-            )
-            session.add(turn)
-            await session.flush()
-            session.add(
-                m.EventLog(
-                    playthrough_id=turn_input.playthrough_id,
-                    turn_id=turn.id,
-                    kind="error",
-                    summary=f"turn {turn_input.number} failed: {error}",
-                    data={"error": error},
-                )
-            )
+        async with self.db.writing() as runner:
+            pt = await store.playthrough_by_id(runner, turn_input.playthrough_id)
+            turn_id = await store.insert_turn(runner, pt.id, "failed", error=error)
+            summary = f"turn {turn_input.number} failed: {error}"
+            await store.log_event(runner, pt, "error", summary, {"error": error}, turn_id)
+
+    async def _read_turn(
+        self, channel_id: int
+    ) -> tuple[TurnInput, Snapshot, int, ContextParts] | None:
+        """The waiting input and what the prompt needs, read in one transaction when the
+        playthrough's state is cached (else the state is loaded first)."""
+        async with self.db.reading() as runner:
+            pt = await store.active_playthrough(runner, channel_id)
+            if pt is None:
+                return None
+            state, version = self._cached_state(pt.id, pt.status, pt.turn_count)
+            if state is not None:
+                return await self._read_input(runner, pt, state, version)
+        state, version = await self._load_state(pt.id)
+        async with self.db.reading() as runner:
+            return await self._read_input(runner, pt, state, version)
+
+    async def _read_input(
+        self, runner: Runner, pt: store.PlaythroughRow, state: Snapshot, version: int
+    ) -> tuple[TurnInput, Snapshot, int, ContextParts] | None:
+        transcript, waiting = await store.load_recent(runner, pt.id, self.options.recent_messages)
+        if not waiting:
+            return None
+        if pt.guild_id not in self.guild_models:
+            self.guild_models[pt.guild_id] = await store.guild_model(runner, pt.guild_id)
+        turn_input = TurnInput(
+            pt.id,
+            tuple(message_id for message_id, _ in waiting),
+            pt.turn_count + 1,
+            self.guild_models[pt.guild_id],
+        )
+        inputs = [line for _, line in waiting]
+        parts = await store.load_context_parts(runner, pt.turn_count, state, transcript, inputs)
+        return turn_input, state, version, parts
 
     async def _apply(
         self,
@@ -194,38 +184,16 @@ class TurnPipeline(EngineCore):
         prep_ms: float,
     ) -> TurnResult | None:
         started = time.perf_counter()
-        async with self.db.write() as session:
-            pt = await session.get_one(m.Playthrough, turn_input.playthrough_id)
+        async with self.db.writing() as runner:
+            pt = await store.playthrough_by_id(runner, turn_input.playthrough_id)
             if pt.status != "active":
                 log.info(
                     "turn %s dropped: the story was %s meanwhile", turn_input.number, pt.status
                 )
                 return None
-            next_number = (
-                select(func.coalesce(func.max(m.Turn.number), 0) + 1)
-                .where(m.Turn.playthrough_id == pt.id)
-                .scalar_subquery()
-            )
-            turn_id = await session.scalar(
-                insert(m.Turn)
-                .values(
-                    playthrough_id=pt.id,
-                    number=next_number,
-                    status="done",
-                    context_tokens=tokens,
-                    finished_at=utcnow(),
-                )
-                .returning(m.Turn.id)
-            )
-            assert turn_id is not None
-            await session.execute(
-                update(m.Message)
-                .where(m.Message.id.in_(turn_input.input_ids), m.Message.turn_id.is_(None))
-                .values(turn_id=turn_id)
-            )
-            editor = self._editor(session, pt, actor="director", turn_id=turn_id)
-            # `state` is the turn's starting point (read before the LLM calls); the editor
-            # reads and writes the current rows, and arcs see the turn's changes applied to it.
+            number = pt.turn_count + 1
+            turn_id = await store.insert_turn(runner, pt.id, "done", tokens=tokens)
+            await store.attach_inputs(runner, turn_id, turn_input.input_ids)
             posts = [
                 Post(
                     p.speaker.name,
@@ -250,8 +218,11 @@ class TurnPipeline(EngineCore):
                         "content": post.text,
                     }
                 )
-            await session.execute(insert(m.Message), transcript)
-            pt.turn_count += 1
+            await store.insert_posts(runner, transcript)
+            await store.set_turn_count(runner, pt.id, number)
+            # `state` is the turn's starting point (read before the LLM calls); the editor
+            # reads and writes the current rows, and arcs see the turn's changes applied to it.
+            editor = StateEditor(runner, pt.id, number, actor="director", turn_id=turn_id)
             # Story characters who saw the turn remember it; players remember for themselves.
             witnesses = {c.key for c in state.present_characters() if not c.is_player}
             for edit in plan.edits:
@@ -261,40 +232,27 @@ class TurnPipeline(EngineCore):
             summary = plan.summary or _fallback_summary(posts)
             await editor.witness(
                 sorted(witnesses),
-                {"fact": summary, "source": "witnessed", "turn": pt.turn_count},
+                {"fact": summary, "source": "witnessed", "turn": number},
                 "witnessed",
             )
-            state.turn_count = pt.turn_count
+            state.turn_count = number
             await advance_arcs(editor, state)
             await editor.save()
-            session.add(
-                m.Memory(
-                    playthrough_id=pt.id,
-                    kind="summary",
-                    content=summary,
-                    importance=plan.importance,
-                    turn_from=pt.turn_count,
-                    turn_to=pt.turn_count,
-                )
-            )
+            await store.insert_summary(runner, pt.id, number, summary, plan.importance)
             notes = list(plan.notes) + [f"dropped line for a player: {d}" for d in parser.dropped]
             apply_ms = (time.perf_counter() - started) * 1000
-            self._log_event(
-                session,
-                pt,
-                "ai_decision",
-                f"turn {pt.turn_count}: {summary}",
-                {
-                    "context_tokens": tokens,
-                    "context_dropped": dropped_context,
-                    "notes": notes,
-                    "changes": [c.describe() for c in editor.changes],
-                    "engine_ms": round(prep_ms + apply_ms, 3),
-                },
-                turn_id=turn_id,
+            data = {
+                "context_tokens": tokens,
+                "context_dropped": dropped_context,
+                "notes": notes,
+                "changes": [c.describe() for c in editor.changes],
+                "engine_ms": round(prep_ms + apply_ms, 3),
+            }
+            await store.log_event(
+                runner, pt, "ai_decision", f"turn {number}: {summary}", data, turn_id
             )
             visible = tuple(c for c in editor.changes if c.kind != "knowledge")
-            return TurnResult(channel_id, pt.turn_count, tuple(posts), visible, tuple(notes))
+            return TurnResult(channel_id, number, tuple(posts), visible, tuple(notes))
 
 
 def _fallback_summary(posts: list[Post]) -> str:

@@ -119,6 +119,21 @@ class EngineCore:
         state.turn_count = playthrough.turn_count
         return state, version
 
+    def _cached_state(
+        self, playthrough_id: int, status: str, turn_count: int
+    ) -> tuple[Snapshot | None, int]:
+        """The cached state (a private copy) and its version; None when it must be loaded."""
+        state, version = self.states.get(playthrough_id)
+        if state is None or state.status != status:
+            return None, version
+        state.turn_count = turn_count
+        return state, version
+
+    async def _load_state(self, playthrough_id: int) -> tuple[Snapshot, int]:
+        async with self.db.read() as session:
+            row = await session.get_one(m.Playthrough, playthrough_id)
+            return await self._versioned_snapshot(session, row)
+
     def _editor(
         self,
         session: AsyncSession,
@@ -129,7 +144,12 @@ class EngineCore:
         turn_id: int | None = None,
     ) -> StateEditor:
         return StateEditor(
-            session, playthrough, actor=actor, actor_user_id=user_id, turn_id=turn_id
+            self.db.runner(session),
+            playthrough.id,
+            playthrough.turn_count,
+            actor=actor,
+            actor_user_id=user_id,
+            turn_id=turn_id,
         )
 
     @staticmethod

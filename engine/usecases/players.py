@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
-from engine.errors import InvalidInput, NotFound, NotPlaying
+from engine.db.statements import first, scalar
+from engine.errors import InvalidInput, NoPlaythrough, NotFound, NotPlaying, StoryPaused
 from engine.results import InputReceipt, PlayerInfo
 from engine.state.setup import relationship_rows
 from engine.usecases.base import EngineCore, find_key
@@ -21,6 +23,54 @@ MAX_DESCRIPTION_CHARS = 300
 def _slug(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", name.casefold()).strip("_")
     return slug if slug and slug[0].isalpha() else f"pc_{slug or 'player'}"
+
+
+def _input_checks() -> Any:
+    """The channel's live playthrough and the user's character in it, if any."""
+    player = m.Player
+    return (
+        select(
+            m.Playthrough.id,
+            m.Playthrough.guild_id,
+            m.Playthrough.status,
+            m.Character.id,
+            m.Character.name,
+        )
+        .outerjoin(
+            player,
+            (player.playthrough_id == m.Playthrough.id)
+            & (player.user_id == bindparam("user"))
+            & player.left_at.is_(None),
+        )
+        .outerjoin(m.Character, m.Character.id == player.character_id)
+        .where(m.Playthrough.channel_id == bindparam("channel"), m.Playthrough.status != "ended")
+    )
+
+
+def _collect_window() -> Any:
+    return select(m.GuildConfig.collect_window_seconds).where(
+        m.GuildConfig.guild_id == bindparam("guild")
+    )
+
+
+def _message_by_discord_id() -> Any:
+    return select(m.Message.id).where(m.Message.discord_message_id == bindparam("discord"))
+
+
+def _insert_input() -> Any:
+    return (
+        insert(m.Message)
+        .values(
+            playthrough_id=bindparam("pid"),
+            kind="player",
+            author_user_id=bindparam("user"),
+            character_id=bindparam("character"),
+            speaker_name=bindparam("speaker"),
+            content=bindparam("content"),
+            discord_message_id=bindparam("discord"),
+        )
+        .returning(m.Message.id)
+    )
 
 
 class PlayerUseCases(EngineCore):
@@ -238,46 +288,35 @@ class PlayerUseCases(EngineCore):
         self.dispatcher.check_capacity(channel_id)
         # Checks read outside the write transaction, which then holds one INSERT: writers
         # queue behind each other, so their transactions stay as short as possible.
-        async with self.db.read() as session:
-            pt = await self._playthrough(session, channel_id, running=True)
+        async with self.db.reading() as runner:
+            found = await first(runner, _input_checks, channel=channel_id, user=user_id)
+            if found is None:
+                raise NoPlaythrough()
+            pid, guild_id, status, character_id, character_name = found
+            if status == "paused":
+                raise StoryPaused()
             if not self.collect_windows.knows(channel_id):
-                config = await session.get(m.GuildConfig, pt.guild_id)
-                window = config.collect_window_seconds if config else None
-                self.collect_windows.note(channel_id, pt.guild_id, window)
+                window = await scalar(runner, _collect_window, guild=guild_id)
+                self.collect_windows.note(channel_id, guild_id, window)
             if discord_message_id is not None:
-                seen = await session.scalar(
-                    select(m.Message.id).where(m.Message.discord_message_id == discord_message_id)
-                )
+                seen = await scalar(runner, _message_by_discord_id, discord=discord_message_id)
                 if seen is not None:
                     return InputReceipt(seen, duplicate=True)
-            player = (
-                await session.execute(
-                    select(m.Character.id, m.Character.name)
-                    .join(m.Player, m.Player.character_id == m.Character.id)
-                    .where(
-                        m.Player.playthrough_id == pt.id,
-                        m.Player.user_id == user_id,
-                        m.Player.left_at.is_(None),
-                    )
-                )
-            ).first()
-        if player is None:
+        if character_id is None:
             raise NotPlaying("You are not playing in this story; use /join first.")
-        character_id, character_name = player
         try:
-            async with self.db.write() as session:
-                row = m.Message(
-                    playthrough_id=pt.id,
-                    kind="player",
-                    author_user_id=user_id,
-                    character_id=character_id,
-                    speaker_name=character_name,
+            async with self.db.writing() as runner:
+                message_id = await scalar(
+                    runner,
+                    _insert_input,
+                    pid=pid,
+                    user=user_id,
+                    character=character_id,
+                    speaker=character_name,
                     content=f"*{text}*" if action else text,
-                    discord_message_id=discord_message_id,
+                    discord=discord_message_id,
                 )
-                session.add(row)
-                await session.flush()
-                receipt = InputReceipt(row.id, duplicate=False)
+                receipt = InputReceipt(message_id, duplicate=False)
         except IntegrityError:
             # The same Discord message delivered twice at the same moment: stored once.
             return InputReceipt(0, duplicate=True)

@@ -1,0 +1,196 @@
+"""Hot-path statements: SQLAlchemy Core compiled once, run on the driver connection.
+
+Why: through SQLAlchemy's async adapter each statement costs 0.4-0.6 ms of CPU on the
+project's machine (four round trips to aiosqlite's thread and greenlet switches for a
+`SELECT 1`); on the aiosqlite connection itself, one round trip: about 0.06 ms. A turn runs
+about twenty statements, so this alone decided whether a turn takes 5 ms or 20
+(docs/performance.md). The statements are still Core built from the models, compiled by
+SQLAlchemy for the engine's dialect with each column's type processing (DateTime, JSON,
+Boolean) and Python-side defaults, so they follow the schema; only the execution skips the
+adapter. Any other database runs the same statements through SQLAlchemy (`SessionRunner`).
+
+A query is a zero-argument function returning a Core statement; it is compiled on first use
+and cached under the function, so define queries at module level (or cache their factories).
+Parameters are named with `bindparam("name")` and passed as keywords.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Executable, Insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
+
+Query = Callable[[], ClauseElement]
+Processor = Callable[[Any], Any] | None
+
+
+class Prepared:
+    """One statement compiled for a dialect: SQL text, parameter order and type processing."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.statement = cast(Executable, statement)
+        self.sql = str(compiled)
+        if "POSTCOMPILE" in self.sql:
+            raise ValueError(f"expanding IN parameters cannot be prepared: {self.sql}")
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        self._binds: tuple[Processor, ...] = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self.names
+        )
+        # Values the caller does not pass: literals in the statement (`status == "done"`)
+        # and Python-side column defaults of an insert (created_at = utcnow).
+        self._defaults: dict[str, Callable[[], Any]] = {}
+        for name in self.names:
+            bind = compiled.binds[name]
+            if not bind.required:
+                self._defaults[name] = functools.partial(getattr, bind, "effective_value")
+        if isinstance(statement, Insert):
+            for column in statement.table.columns:
+                default = column.default
+                if column.key in self.names and default is not None:
+                    arg: Any = getattr(default, "arg", None)
+                    if getattr(default, "is_callable", False):
+                        self._defaults[column.key] = functools.partial(arg, None)
+                    elif getattr(default, "is_scalar", False):
+                        self._defaults[column.key] = functools.partial(_same, arg)
+        columns = getattr(statement, "selected_columns", None)
+        if columns is None and isinstance(statement, Insert):
+            columns = statement.exported_columns  # RETURNING
+        self._results: tuple[Processor, ...] = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in (columns or ())
+        )
+        self._convert_results = any(p is not None for p in self._results)
+
+    def bind(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for name, process in zip(self.names, self._binds, strict=True):
+            if name in values:
+                value = values[name]
+            elif name in self._defaults:
+                value = self._defaults[name]()
+            else:
+                raise KeyError(f"statement needs a value for {name!r}: {self.sql}")
+            out.append(value if process is None else process(value))
+        return tuple(out)
+
+    def rows(self, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        if not self._convert_results:
+            return [tuple(row) for row in raw]
+        return [
+            tuple(v if p is None else p(v) for p, v in zip(self._results, row, strict=False))
+            for row in raw
+        ]
+
+
+class PreparedCache:
+    """Compiled statements of one database, under the function that builds each."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._prepared: dict[Query, Prepared] = {}
+
+    def __call__(self, query: Query) -> Prepared:
+        prepared = self._prepared.get(query)
+        if prepared is None:
+            prepared = self._prepared[query] = Prepared(query(), self.dialect)
+        return prepared
+
+
+class Runner(Protocol):
+    """Runs prepared queries inside the caller's transaction."""
+
+    async def all(self, query: Query, **params: Any) -> list[tuple[Any, ...]]: ...
+
+    async def run(self, query: Query, **params: Any) -> None: ...
+
+    async def run_many(self, query: Query, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+async def first(runner: Runner, query: Query, **params: Any) -> tuple[Any, ...] | None:
+    rows = await runner.all(query, **params)
+    return rows[0] if rows else None
+
+
+async def scalar(runner: Runner, query: Query, **params: Any) -> Any:
+    row = await first(runner, query, **params)
+    return None if row is None else row[0]
+
+
+class DriverRunner:
+    """On the aiosqlite connection: one round trip to its thread per statement. Driver
+    errors are raised as SQLAlchemy's (`IntegrityError`...), as through a session."""
+
+    def __init__(self, connection: Any, prepared: PreparedCache) -> None:
+        self._connection = connection  # aiosqlite.Connection
+        self._prepared = prepared
+
+    async def all(self, query: Query, **params: Any) -> list[tuple[Any, ...]]:
+        p = self._prepared(query)
+        values = p.bind(params)
+        try:
+            return p.rows(await self._connection.execute_fetchall(p.sql, values))
+        except sqlite3.Error as error:
+            raise _translated(p, values, error) from error
+
+    async def run(self, query: Query, **params: Any) -> None:
+        p = self._prepared(query)
+        values = p.bind(params)
+        try:
+            await (await self._connection.execute(p.sql, values)).close()
+        except sqlite3.Error as error:
+            raise _translated(p, values, error) from error
+
+    async def run_many(self, query: Query, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        p = self._prepared(query)
+        values = [p.bind(row) for row in rows]
+        try:
+            await self._connection.executemany(p.sql, values)
+        except sqlite3.Error as error:
+            raise _translated(p, values, error) from error
+
+
+def _translated(prepared: Prepared, params: Any, error: sqlite3.Error) -> Exception:
+    return DBAPIError.instance(prepared.sql, params, error, sqlite3.Error)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class SessionRunner:
+    """Through SQLAlchemy: for any database, and for callers that also use the ORM session
+    (its pending objects are flushed first, so statements see them)."""
+
+    def __init__(self, session: AsyncSession | AsyncConnection, prepared: PreparedCache) -> None:
+        self._session = session
+        self._prepared = prepared
+
+    async def _connection(self) -> AsyncConnection:
+        if isinstance(self._session, AsyncConnection):
+            return self._session
+        await self._session.flush()
+        return await self._session.connection()
+
+    async def all(self, query: Query, **params: Any) -> list[tuple[Any, ...]]:
+        result = await (await self._connection()).execute(self._prepared(query).statement, params)
+        return [tuple(row) for row in result.all()] if result.returns_rows else []
+
+    async def run(self, query: Query, **params: Any) -> None:
+        await (await self._connection()).execute(self._prepared(query).statement, params)
+
+    async def run_many(self, query: Query, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            await (await self._connection()).execute(self._prepared(query).statement, list(rows))
