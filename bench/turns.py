@@ -4,7 +4,9 @@
 
 For each history length a fresh database gets that many finished turns, then `--turns` turns
 are played through the engine against the LLM double (no added latency). Engine time is
-claim + context + apply, including the commits; the two LLM calls are not counted.
+storing the player's input (`submit_input`) plus the turn's own work: reading the input and
+the context, building the prompt, parsing, planning and the write transaction with its
+commit; the two LLM calls are not counted.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import close, machine, make_engine, peak_rss_mib, seed_history, start_double
+from common import ExternalDouble, close, machine, make_engine, peak_rss_mib, seed_history
 from sqlalchemy import select
 
 from engine.db import models as m
@@ -30,7 +32,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def measure(history: int, turns: int, folder: Path, budget: int) -> dict[str, float]:
-    server = await start_double(latency=0.0)
+    # In its own process, so serving the LLM calls never runs inside the engine's time.
+    server = await ExternalDouble.start(latency=0.0)
     engine = await make_engine(folder / f"h{history}.db", server, context_tokens=budget)
     try:
         await engine.start(GUILD, CHANNEL, "last_map")
@@ -38,10 +41,15 @@ async def measure(history: int, turns: int, folder: Path, budget: int) -> dict[s
         started = time.perf_counter()
         await seed_history(engine, CHANNEL, history)
         seeding = time.perf_counter() - started
+        storing = []
         for n in range(turns):
+            before = time.perf_counter()
             await engine.submit_input(CHANNEL, PLAYER, f"I ask about the map, attempt {n}.")
+            storing.append((time.perf_counter() - before) * 1000)
             await engine.wait_idle(CHANNEL)
-        times = list(engine.turn_engine_ms)
+        turn_only = list(engine.turn_engine_ms)
+        assert len(turn_only) == len(storing), "every input should make exactly one turn"
+        times = [a + b for a, b in zip(turn_only, storing, strict=True)]
         async with engine.db.read() as session:
             tokens = (
                 await session.scalars(
@@ -55,6 +63,8 @@ async def measure(history: int, turns: int, folder: Path, budget: int) -> dict[s
             "history": history,
             "turns": len(times),
             "p50": statistics.median(times),
+            "turn_p50": statistics.median(turn_only),
+            "input_p50": statistics.median(storing),
             "p99": percentile(times, 99),
             "max": max(times),
             "prompt_tokens": max(t for t in tokens if t is not None),
@@ -73,13 +83,17 @@ async def main() -> None:
     parser.add_argument("--budget", type=int, default=8_000)
     args = parser.parse_args()
     print(f"machine: {machine()}; {args.turns} turns per history length")
-    print("history  turns  engine p50 ms  p99 ms  max ms  prompt tokens (budget)")
+    print(
+        "history  turns  engine p50 ms  p99 ms  max ms  "
+        "(input p50 + turn p50)  prompt tokens (budget)"
+    )
     with tempfile.TemporaryDirectory() as folder:
         for history in [int(h) for h in args.history.split(",")]:
             r = await measure(history, args.turns, Path(folder), args.budget)
             print(
                 f"{r['history']:>7}  {r['turns']:>5}  {r['p50']:>13.2f}  {r['p99']:>6.2f}  "
-                f"{r['max']:>6.2f}  {r['prompt_tokens']:>6} ({r['budget']})"
+                f"{r['max']:>6.2f}  ({r['input_p50']:.2f} + {r['turn_p50']:.2f})"
+                f"{'':>9}{r['prompt_tokens']:>6} ({r['budget']})"
             )
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
 
