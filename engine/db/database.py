@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -97,6 +98,7 @@ class Database:
         read_engine = self._read_engine = self.engine.execution_options(**{_READ_ONLY: True})
         self._read_sessions = async_sessionmaker(read_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock()
+        self._writer: AsyncConnection | None = None  # see `writing()`
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -115,35 +117,60 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[Runner]:
-        """Like `write()`, for prepared queries only (the turn's hot path)."""
-        lock = self._write_lock if self._sqlite else contextlib.nullcontext()
-        async with lock, self._statements("BEGIN IMMEDIATE") as runner:
-            yield runner
+        """Like `write()`, for prepared queries only (the turn's hot path). On SQLite the
+        writes of this process take turns anyway (the lock), so they share one connection,
+        kept open: no pool checkout and reset per transaction."""
+        if not self._driver:
+            async with self._sessions_only(self.engine) as runner:
+                yield runner
+            return
+        async with self._write_lock:
+            if self._writer is None:
+                self._writer = await self.engine.connect()
+            async with self._driver_transaction(self._writer, "BEGIN IMMEDIATE") as runner:
+                yield runner
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[Runner]:
         """Like `read()`, for prepared queries only."""
-        async with self._statements("BEGIN") as runner:
+        if not self._driver:
+            async with self._sessions_only(self._read_engine) as runner:
+                yield runner
+            return
+        async with (
+            self.engine.connect() as connection,
+            self._driver_transaction(connection, "BEGIN") as runner,
+        ):
             yield runner
 
     @contextlib.asynccontextmanager
-    async def _statements(self, begin: str) -> AsyncIterator[Runner]:
-        if not self._driver:
-            engine = self._read_engine if begin == "BEGIN" else self.engine
-            async with engine.begin() as connection:
-                yield SessionRunner(connection, self.prepared)
-            return
-        async with self.engine.connect() as connection:
-            raw = (await connection.get_raw_connection()).driver_connection
-            assert raw is not None
-            await raw.execute(begin)
-            try:
-                yield DriverRunner(raw, self.prepared)
-            except BaseException:
-                with contextlib.suppress(Exception):  # keep the error that got us here
-                    await raw.rollback()
-                raise
+    async def _sessions_only(self, engine: AsyncEngine) -> AsyncIterator[Runner]:
+        lock = self._write_lock if self._sqlite and engine is self.engine else None
+        async with lock or contextlib.nullcontext(), engine.begin() as connection:
+            yield SessionRunner(connection, self.prepared)
+
+    @contextlib.asynccontextmanager
+    async def _driver_transaction(
+        self, connection: AsyncConnection, begin: str
+    ) -> AsyncIterator[Runner]:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute_fetchall(begin)
+        try:
+            yield DriverRunner(raw, self.prepared)
             await raw.commit()
+        except BaseException:
+            try:
+                await raw.rollback()
+            except Exception:
+                # A connection that cannot roll back is not reused.
+                if connection is self._writer:
+                    self._writer = None
+                await connection.invalidate()
+            raise
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         await self.engine.dispose()

@@ -146,8 +146,8 @@ class DriverRunner:
     async def run(self, query: Query, **params: Any) -> None:
         p = self._prepared(query)
         values = p.bind(params)
-        try:
-            await (await self._connection.execute(p.sql, values)).close()
+        try:  # execute_fetchall: one round trip (execute + close would be two)
+            await self._connection.execute_fetchall(p.sql, values)
         except sqlite3.Error as error:
             raise _translated(p, values, error) from error
 

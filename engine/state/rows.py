@@ -45,6 +45,13 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Columns a change can touch, per loaded kind (see `update`).
+_MUTABLE = {name: columns[1:] for name, columns in _COLUMNS.items()}
+_MUTABLE["characters"] = ("mood", "intent", "present", "location_id")
+_MUTABLE["relationships"] = ("kind", "trust", "affection", "familiarity")
+_MUTABLE["flags"] = ("value", "set_by", "set_by_user_id", "set_at_turn")
+
+
 def _table(name: str) -> Table:
     table = m.Base.metadata.tables[name]
     assert isinstance(table, Table)
@@ -183,7 +190,8 @@ class PlaythroughRows:
         """Change a loaded row; written by `flush()`."""
         row.update(values)
         _, names = self._dirty.setdefault((table_name, row["id"]), (row, set()))
-        names.update(values)
+        # A loaded kind writes all its mutable columns, so a table takes one statement.
+        names.update(_MUTABLE.get(table_name, values))
 
     async def insert(self, table_name: str, row: Record) -> Record:
         """Write a new row now; `row` gets its id and is returned."""

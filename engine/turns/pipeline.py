@@ -185,13 +185,11 @@ class TurnPipeline(EngineCore):
     ) -> TurnResult | None:
         started = time.perf_counter()
         async with self.db.writing() as runner:
-            pt = await store.playthrough_by_id(runner, turn_input.playthrough_id)
-            if pt.status != "active":
-                log.info(
-                    "turn %s dropped: the story was %s meanwhile", turn_input.number, pt.status
-                )
+            pt = await store.count_turn(runner, turn_input.playthrough_id)
+            if pt is None:
+                log.info("turn %s dropped: the story was paused or ended", turn_input.number)
                 return None
-            number = pt.turn_count + 1
+            number = pt.turn_count
             turn_id = await store.insert_turn(runner, pt.id, "done", tokens=tokens)
             await store.attach_inputs(runner, turn_id, turn_input.input_ids)
             posts = [
@@ -219,7 +217,6 @@ class TurnPipeline(EngineCore):
                     }
                 )
             await store.insert_posts(runner, transcript)
-            await store.set_turn_count(runner, pt.id, number)
             # `state` is the turn's starting point (read before the LLM calls); the editor
             # reads and writes the current rows, and arcs see the turn's changes applied to it.
             editor = StateEditor(runner, pt.id, number, actor="director", turn_id=turn_id)

@@ -34,7 +34,11 @@ class PlaythroughRow:
 def _active_playthrough() -> Any:
     return select(
         m.Playthrough.id, m.Playthrough.guild_id, m.Playthrough.status, m.Playthrough.turn_count
-    ).where(m.Playthrough.channel_id == bindparam("channel"), m.Playthrough.status == "active")
+    ).where(
+        m.Playthrough.channel_id == bindparam("channel"),
+        m.Playthrough.status == "active",
+        m.Playthrough.status != "ended",  # lets SQLite use the partial index on live channels
+    )
 
 
 def _playthrough_by_id() -> Any:
@@ -81,7 +85,8 @@ def _summaries() -> Any:
 
 def _knowledge_query(count: int) -> Any:
     """Private facts and the latest witnessed ones of `count` characters, in one statement
-    made of small index range scans (a window over all their knowledge grows with history)."""
+    made of small index range scans: a window over all their knowledge, or `source !=
+    "witnessed"` (which the index cannot range over), would read every fact ever witnessed."""
     columns = (
         m.Knowledge.character_id,
         m.Knowledge.fact,
@@ -91,13 +96,14 @@ def _knowledge_query(count: int) -> Any:
     parts = []
     for n in range(count):
         mine = m.Knowledge.character_id == bindparam(f"c{n}")
-        parts.append(
-            select(*columns)
-            .where(mine, m.Knowledge.source != "witnessed")
-            .order_by(m.Knowledge.turn_number)
-            .limit(MAX_PRIVATE_FACTS)
-            .subquery()
-        )
+        for private in (m.Knowledge.source < "witnessed", m.Knowledge.source > "witnessed"):
+            parts.append(
+                select(*columns)
+                .where(mine, private)
+                .order_by(m.Knowledge.turn_number)
+                .limit(MAX_PRIVATE_FACTS)
+                .subquery()
+            )
         parts.append(
             select(*columns)
             .where(mine, m.Knowledge.source == "witnessed")
@@ -153,8 +159,9 @@ def _insert_posts() -> Any:
 def _count_turn() -> Any:
     return (
         update(m.Playthrough)
-        .where(m.Playthrough.id == bindparam("pid"))
-        .values(turn_count=bindparam("count"))
+        .where(m.Playthrough.id == bindparam("pid"), m.Playthrough.status == "active")
+        .values(turn_count=m.Playthrough.turn_count + 1)
+        .returning(m.Playthrough.turn_count, m.Playthrough.guild_id)
     )
 
 
@@ -242,7 +249,15 @@ async def _knowledge_of(runner: Runner, characters: list[CharacterState]) -> lis
     rows = await runner.all(_knowledge(len(keys)), **params)
     facts = [KnownFact(keys[cid], fact, source, turn) for cid, fact, source, turn in rows]
     facts.sort(key=lambda f: (f.character_key, f.turn))
-    return facts
+    private: dict[str, int] = {}
+    kept = []
+    for fact in facts:  # the two private ranges may bring twice the limit together
+        if fact.source != "witnessed":
+            private[fact.character_key] = private.get(fact.character_key, 0) + 1
+            if private[fact.character_key] > MAX_PRIVATE_FACTS:
+                continue
+        kept.append(fact)
+    return kept
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -276,8 +291,10 @@ async def insert_posts(runner: Runner, rows: list[dict[str, Any]]) -> None:
     await runner.run_many(_insert_posts, rows)
 
 
-async def set_turn_count(runner: Runner, playthrough_id: int, count: int) -> None:
-    await runner.run(_count_turn, pid=playthrough_id, count=count)
+async def count_turn(runner: Runner, playthrough_id: int) -> PlaythroughRow | None:
+    """Count one more turn of a still active playthrough; None if it is not active now."""
+    row = await first(runner, _count_turn, pid=playthrough_id)
+    return None if row is None else PlaythroughRow(playthrough_id, row[1], "active", row[0])
 
 
 async def insert_summary(

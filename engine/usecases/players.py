@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import BigInteger, Text, bindparam, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
+from engine.db.models import utcnow
 from engine.db.statements import first, scalar
 from engine.errors import InvalidInput, NoPlaythrough, NotFound, NotPlaying, StoryPaused
 from engine.results import InputReceipt, PlayerInfo
@@ -27,22 +28,14 @@ def _slug(name: str) -> str:
 
 def _input_checks() -> Any:
     """The channel's live playthrough and the user's character in it, if any."""
-    player = m.Player
     return (
-        select(
-            m.Playthrough.id,
-            m.Playthrough.guild_id,
-            m.Playthrough.status,
-            m.Character.id,
-            m.Character.name,
-        )
+        select(m.Playthrough.guild_id, m.Playthrough.status, m.Player.character_id)
         .outerjoin(
-            player,
-            (player.playthrough_id == m.Playthrough.id)
-            & (player.user_id == bindparam("user"))
-            & player.left_at.is_(None),
+            m.Player,
+            (m.Player.playthrough_id == m.Playthrough.id)
+            & (m.Player.user_id == bindparam("user"))
+            & m.Player.left_at.is_(None),
         )
-        .outerjoin(m.Character, m.Character.id == player.character_id)
         .where(m.Playthrough.channel_id == bindparam("channel"), m.Playthrough.status != "ended")
     )
 
@@ -57,20 +50,41 @@ def _message_by_discord_id() -> Any:
     return select(m.Message.id).where(m.Message.discord_message_id == bindparam("discord"))
 
 
-def _insert_input() -> Any:
-    return (
-        insert(m.Message)
-        .values(
-            playthrough_id=bindparam("pid"),
-            kind="player",
-            author_user_id=bindparam("user"),
-            character_id=bindparam("character"),
-            speaker_name=bindparam("speaker"),
-            content=bindparam("content"),
-            discord_message_id=bindparam("discord"),
+def _store_input() -> Any:
+    """Insert the input as the user's character, if the channel's story is active and the
+    user plays in it (else nothing)."""
+    source = (
+        select(
+            m.Playthrough.id,
+            literal("player"),
+            bindparam("user", type_=BigInteger),
+            m.Character.id,
+            m.Character.name,
+            bindparam("content", type_=Text),
+            bindparam("discord", type_=BigInteger),
+            bindparam("created", type_=m.Message.__table__.c.created_at.type),
         )
-        .returning(m.Message.id)
+        .join(m.Player, m.Player.playthrough_id == m.Playthrough.id)
+        .join(m.Character, m.Character.id == m.Player.character_id)
+        .where(
+            m.Playthrough.channel_id == bindparam("channel"),
+            m.Playthrough.status == "active",
+            m.Playthrough.status != "ended",  # lets SQLite use the partial index
+            m.Player.user_id == bindparam("user"),
+            m.Player.left_at.is_(None),
+        )
     )
+    columns = (
+        "playthrough_id",
+        "kind",
+        "author_user_id",
+        "character_id",
+        "speaker_name",
+        "content",
+        "discord_message_id",
+        "created_at",
+    )
+    return insert(m.Message).from_select(columns, source).returning(m.Message.id)
 
 
 class PlayerUseCases(EngineCore):
@@ -286,43 +300,51 @@ class PlayerUseCases(EngineCore):
                 f"That is {len(text)} characters; keep one input under {limit} and split the rest."
             )
         self.dispatcher.check_capacity(channel_id)
-        # Checks read outside the write transaction, which then holds one INSERT: writers
-        # queue behind each other, so their transactions stay as short as possible.
-        async with self.db.reading() as runner:
-            found = await first(runner, _input_checks, channel=channel_id, user=user_id)
-            if found is None:
-                raise NoPlaythrough()
-            pid, guild_id, status, character_id, character_name = found
-            if status == "paused":
-                raise StoryPaused()
-            if not self.collect_windows.knows(channel_id):
-                window = await scalar(runner, _collect_window, guild=guild_id)
-                self.collect_windows.note(channel_id, guild_id, window)
-            if discord_message_id is not None:
-                seen = await scalar(runner, _message_by_discord_id, discord=discord_message_id)
-                if seen is not None:
-                    return InputReceipt(seen, duplicate=True)
-        if character_id is None:
-            raise NotPlaying("You are not playing in this story; use /join first.")
+        if not self.collect_windows.knows(channel_id):
+            await self._input_refused(channel_id, user_id)  # the first input: read the checks
+        # One statement stores the input if the story runs and the user plays in it; only
+        # when it stores nothing do the checks run, to say why.
+        content = f"*{text}*" if action else text
         try:
             async with self.db.writing() as runner:
                 message_id = await scalar(
                     runner,
-                    _insert_input,
-                    pid=pid,
+                    _store_input,
+                    channel=channel_id,
                     user=user_id,
-                    character=character_id,
-                    speaker=character_name,
-                    content=f"*{text}*" if action else text,
+                    content=content,
                     discord=discord_message_id,
+                    created=utcnow(),
                 )
-                receipt = InputReceipt(message_id, duplicate=False)
         except IntegrityError:
-            # The same Discord message delivered twice at the same moment: stored once.
-            return InputReceipt(0, duplicate=True)
+            # The same Discord message delivered again (gateway replay, restart): stored once.
+            async with self.db.reading() as runner:
+                seen = await scalar(runner, _message_by_discord_id, discord=discord_message_id)
+            return InputReceipt(seen or 0, duplicate=True)
+        if message_id is None:
+            await self._input_refused(channel_id, user_id)
+            # The checks pass now: the story or the player changed while it was stored.
+            raise InvalidInput("The story changed just as you wrote; please send that again.")
+        receipt = InputReceipt(message_id, duplicate=False)
         if queue:
             self.dispatcher.signal_input(channel_id)
         return receipt
+
+    async def _input_refused(self, channel_id: int, user_id: int) -> None:
+        """Raise what stops this user's input in this channel, if anything (and note the
+        server's collect window)."""
+        async with self.db.reading() as runner:
+            found = await first(runner, _input_checks, channel=channel_id, user=user_id)
+            if found is None:
+                raise NoPlaythrough()
+            guild_id, status, character_id = found
+            if not self.collect_windows.knows(channel_id):
+                window = await scalar(runner, _collect_window, guild=guild_id)
+                self.collect_windows.note(channel_id, guild_id, window)
+        if status == "paused":
+            raise StoryPaused()
+        if character_id is None:
+            raise NotPlaying("You are not playing in this story; use /join first.")
 
     def run_pending(self, channel_id: int) -> None:
         """Answer the channel's waiting input now, without a collect window."""
