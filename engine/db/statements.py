@@ -66,11 +66,11 @@ class Prepared:
         columns = getattr(statement, "selected_columns", None)
         if columns is None and isinstance(statement, Insert):
             columns = statement.exported_columns  # RETURNING
-        self._results: tuple[Processor, ...] = tuple(
+        processors = [
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in (columns or ())
-        )
-        self._convert_results = any(p is not None for p in self._results)
+        ]
+        self._results = [(i, p) for i, p in enumerate(processors) if p is not None]
 
     def bind(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         out = []
@@ -84,13 +84,16 @@ class Prepared:
             out.append(value if process is None else process(value))
         return tuple(out)
 
-    def rows(self, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        if not self._convert_results:
-            return [tuple(row) for row in raw]
-        return [
-            tuple(v if p is None else p(v) for p, v in zip(self._results, row, strict=False))
-            for row in raw
-        ]
+    def rows(self, raw: list[Any]) -> list[tuple[Any, ...]]:
+        if not self._results:
+            return raw  # the driver's rows are tuples already
+        out = []
+        for row in raw:
+            values = list(row)
+            for index, process in self._results:
+                values[index] = process(values[index])
+            out.append(tuple(values))
+        return out
 
 
 class PreparedCache:
@@ -107,10 +110,22 @@ class PreparedCache:
         return prepared
 
 
+Call = tuple[Query, Mapping[str, Any]]
+
+
 class Runner(Protocol):
     """Runs prepared queries inside the caller's transaction."""
 
     async def all(self, query: Query, **params: Any) -> list[tuple[Any, ...]]: ...
+
+    async def all_each(self, calls: Sequence[Call]) -> list[list[tuple[Any, ...]]]:
+        """The rows of each query (on SQLite: in one round trip)."""
+        ...
+
+    async def finish(self, calls: Sequence[Call]) -> list[list[tuple[Any, ...]]]:
+        """Like `all_each`, as the transaction's last statements: on SQLite they go with
+        the commit in one round trip. Nothing may run after them."""
+        ...
 
     async def run(self, query: Query, **params: Any) -> None: ...
 
@@ -127,43 +142,121 @@ async def scalar(runner: Runner, query: Query, **params: Any) -> Any:
     return None if row is None else row[0]
 
 
-class DriverRunner:
-    """On the aiosqlite connection: one round trip to its thread per statement. Driver
-    errors are raised as SQLAlchemy's (`IntegrityError`...), as through a session."""
+# One statement for the driver's thread: SQL, parameters, and what it is: "run" (no rows
+# wanted), "many" (executemany) or "query" (its rows are returned).
+Step = tuple[str, Any, str]
 
-    def __init__(self, connection: Any, prepared: PreparedCache) -> None:
+
+class DriverRunner:
+    """On the aiosqlite connection. Statements that return nothing wait and ride along with
+    the next round trip to the driver's thread (a query, or the commit), so a transaction
+    takes about as many round trips as it has queries: each round trip wakes that thread
+    and then the event loop, which costs more than most statements. A failing statement
+    therefore raises at the next query or at the commit, still inside the transaction.
+    Driver errors are raised as SQLAlchemy's (`IntegrityError`...), as through a session.
+    """
+
+    def __init__(self, connection: Any, prepared: PreparedCache, end: str = "COMMIT") -> None:
         self._connection = connection  # aiosqlite.Connection
         self._prepared = prepared
+        self._end = end
+        self._pending: list[Step] = []
+        self.finished = False
+        # aiosqlite has no public way to run several statements in one trip to its thread;
+        # without these two (private) members every statement takes its own trip.
+        self._in_thread = getattr(connection, "_execute", None)
+        self._batches = self._in_thread is not None and hasattr(connection, "_conn")
+
+    @property
+    def batches(self) -> bool:
+        """Whether statements share round trips (see the class docstring)."""
+        return self._batches
+
+    def later(self, sql: str) -> None:
+        """Send `sql` (BEGIN...) with the next round trip."""
+        self._pending.append((sql, (), "run"))
 
     async def all(self, query: Query, **params: Any) -> list[tuple[Any, ...]]:
-        p = self._prepared(query)
-        values = p.bind(params)
-        try:
-            return p.rows(await self._connection.execute_fetchall(p.sql, values))
-        except sqlite3.Error as error:
-            raise _translated(p, values, error) from error
+        return (await self.all_each([(query, params)]))[0]
+
+    async def all_each(self, calls: Sequence[Call]) -> list[list[tuple[Any, ...]]]:
+        return await self._queries(calls, end=False)
+
+    async def finish(self, calls: Sequence[Call]) -> list[list[tuple[Any, ...]]]:
+        return await self._queries(calls, end=True)
 
     async def run(self, query: Query, **params: Any) -> None:
         p = self._prepared(query)
-        values = p.bind(params)
-        try:  # execute_fetchall: one round trip (execute + close would be two)
-            await self._connection.execute_fetchall(p.sql, values)
-        except sqlite3.Error as error:
-            raise _translated(p, values, error) from error
+        await self._add((p.sql, p.bind(params), "run"))
 
     async def run_many(self, query: Query, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        p = self._prepared(query)
-        values = [p.bind(row) for row in rows]
-        try:
-            await self._connection.executemany(p.sql, values)
-        except sqlite3.Error as error:
-            raise _translated(p, values, error) from error
+        if rows:
+            p = self._prepared(query)
+            await self._add((p.sql, [p.bind(row) for row in rows], "many"))
+
+    async def end(self) -> None:
+        """Send what waits and end the transaction (unless `finish` did)."""
+        if not self.finished:
+            self.finished = True
+            self._pending.append((self._end, (), "run"))
+            await self._trip()
+
+    async def _add(self, step: Step) -> None:
+        if self.finished:
+            raise RuntimeError("the transaction has ended")
+        self._pending.append(step)
+        if not self._batches:
+            await self._trip()
+
+    async def _queries(self, calls: Sequence[Call], *, end: bool) -> list[list[tuple[Any, ...]]]:
+        if self.finished:
+            raise RuntimeError("the transaction has ended")
+        prepared = [self._prepared(query) for query, _ in calls]
+        for p, (_, params) in zip(prepared, calls, strict=True):
+            self._pending.append((p.sql, p.bind(params), "query"))
+        if end:
+            self.finished = True
+            self._pending.append((self._end, (), "run"))
+        results = await self._trip()
+        return [p.rows(rows) for p, rows in zip(prepared, results, strict=True)]
+
+    async def _trip(self) -> list[list[Any]]:
+        steps, self._pending = self._pending, []
+        if self._batches:
+            assert self._in_thread is not None
+            return list(await self._in_thread(self._run_steps, steps))
+        results = []
+        for sql, params, kind in steps:
+            try:
+                if kind == "many":
+                    await self._connection.executemany(sql, params)
+                else:
+                    rows = list(await self._connection.execute_fetchall(sql, params))
+                    if kind == "query":
+                        results.append(rows)
+            except sqlite3.Error as error:
+                raise _translated(sql, params, error) from error
+        return results
+
+    def _run_steps(self, steps: list[Step]) -> list[list[Any]]:
+        """In the driver's thread: every step; the rows of each query."""
+        connection = self._connection._conn
+        results = []
+        for sql, params, kind in steps:
+            try:
+                if kind == "many":
+                    connection.executemany(sql, params)
+                else:
+                    rows = connection.execute(sql, params).fetchall()
+                    if kind == "query":
+                        results.append(rows)
+            except sqlite3.Error as error:
+                raise _translated(sql, params, error) from error
+        return results
 
 
-def _translated(prepared: Prepared, params: Any, error: sqlite3.Error) -> Exception:
-    return DBAPIError.instance(prepared.sql, params, error, sqlite3.Error)
+def _translated(sql: str, params: Any, error: sqlite3.Error) -> Exception:
+    return DBAPIError.instance(sql, params, error, sqlite3.Error)
 
 
 def _same(value: Any) -> Any:
@@ -187,6 +280,12 @@ class SessionRunner:
     async def all(self, query: Query, **params: Any) -> list[tuple[Any, ...]]:
         result = await (await self._connection()).execute(self._prepared(query).statement, params)
         return [tuple(row) for row in result.all()] if result.returns_rows else []
+
+    async def all_each(self, calls: Sequence[Call]) -> list[list[tuple[Any, ...]]]:
+        return [await self.all(query, **params) for query, params in calls]
+
+    async def finish(self, calls: Sequence[Call]) -> list[list[tuple[Any, ...]]]:
+        return await self.all_each(calls)  # the session's context commits
 
     async def run(self, query: Query, **params: Any) -> None:
         await (await self._connection()).execute(self._prepared(query).statement, params)

@@ -112,10 +112,13 @@ class PlaythroughRows:
 
     async def _all(self, table_name: str) -> list[Record]:
         if table_name not in self._loaded:
-            names = _COLUMNS[table_name]
-            rows = await self.runner.all(select_all(table_name), pid=self.pid)
-            self._loaded[table_name] = [dict(zip(names, row, strict=True)) for row in rows]
+            self.preload(table_name, await self.runner.all(select_all(table_name), pid=self.pid))
         return self._loaded[table_name]
+
+    def preload(self, table_name: str, rows: list[tuple[Any, ...]]) -> None:
+        """Rows of `select_all(table_name)` read by the caller (in a shared round trip)."""
+        names = _COLUMNS[table_name]
+        self._loaded[table_name] = [dict(zip(names, row, strict=True)) for row in rows]
 
     # --- reading -----------------------------------------------------------------------
 

@@ -157,20 +157,21 @@ class TurnPipeline(EngineCore):
     async def _read_input(
         self, runner: Runner, pt: store.PlaythroughRow, state: Snapshot, version: int
     ) -> tuple[TurnInput, Snapshot, int, ContextParts] | None:
-        transcript, waiting = await store.load_recent(runner, pt.id, self.options.recent_messages)
-        if not waiting:
+        known = pt.guild_id in self.guild_models
+        read = await store.read_turn(
+            runner, pt, state, self.options.recent_messages, guild_model=not known
+        )
+        if not known:
+            self.guild_models[pt.guild_id] = read.guild_model
+        if not read.waiting:
             return None
-        if pt.guild_id not in self.guild_models:
-            self.guild_models[pt.guild_id] = await store.guild_model(runner, pt.guild_id)
         turn_input = TurnInput(
             pt.id,
-            tuple(message_id for message_id, _ in waiting),
+            tuple(message_id for message_id, _ in read.waiting),
             pt.turn_count + 1,
             self.guild_models[pt.guild_id],
         )
-        inputs = [line for _, line in waiting]
-        parts = await store.load_context_parts(runner, pt.turn_count, state, transcript, inputs)
-        return turn_input, state, version, parts
+        return turn_input, state, version, read.parts(state)
 
     async def _apply(
         self,
@@ -184,72 +185,78 @@ class TurnPipeline(EngineCore):
         prep_ms: float,
     ) -> TurnResult | None:
         started = time.perf_counter()
-        async with self.db.writing() as runner:
-            pt = await store.count_turn(runner, turn_input.playthrough_id)
-            if pt is None:
-                log.info("turn %s dropped: the story was paused or ended", turn_input.number)
-                return None
-            number = pt.turn_count
-            turn_id = await store.insert_turn(runner, pt.id, "done", tokens=tokens)
-            await store.attach_inputs(runner, turn_id, turn_input.input_ids)
-            posts = [
-                Post(
-                    p.speaker.name,
-                    p.text,
-                    p.speaker.character_key,
-                    state.characters[p.speaker.character_key].avatar_url
-                    if p.speaker.character_key in state.characters
-                    else None,
+        try:
+            async with self.db.writing() as runner:
+                pt, turn_id, loaded = await store.begin_turn(
+                    runner, turn_input.playthrough_id, tokens
                 )
-                for p in parser.posts
-            ]
-            transcript = []
-            for post in posts:
-                character = state.characters.get(post.character_key or "")
-                transcript.append(
-                    {
-                        "playthrough_id": pt.id,
-                        "turn_id": turn_id,
-                        "kind": "character" if character else "narrator",
-                        "character_id": character.id if character else None,
-                        "speaker_name": post.speaker,
-                        "content": post.text,
-                    }
+                number = pt.turn_count
+                await store.attach_inputs(runner, turn_id, turn_input.input_ids)
+                posts = [
+                    Post(
+                        p.speaker.name,
+                        p.text,
+                        p.speaker.character_key,
+                        state.characters[p.speaker.character_key].avatar_url
+                        if p.speaker.character_key in state.characters
+                        else None,
+                    )
+                    for p in parser.posts
+                ]
+                transcript = []
+                for post in posts:
+                    character = state.characters.get(post.character_key or "")
+                    transcript.append(
+                        {
+                            "playthrough_id": pt.id,
+                            "turn_id": turn_id,
+                            "kind": "character" if character else "narrator",
+                            "character_id": character.id if character else None,
+                            "speaker_name": post.speaker,
+                            "content": post.text,
+                        }
+                    )
+                await store.insert_posts(runner, transcript)
+                # `state` is the turn's starting point (read before the LLM calls); the editor
+                # reads and writes the current rows, and arcs see the turn's changes applied to it.
+                editor = StateEditor(runner, pt.id, number, actor="director", turn_id=turn_id)
+                for table, rows in loaded.items():
+                    editor.rows.preload(table, rows)
+                # Story characters who saw the turn remember it; players remember for themselves.
+                witnesses = {c.key for c in state.present_characters() if not c.is_player}
+                for edit in plan.edits:
+                    await editor.set(edit.kind, edit.target, edit.value, edit.reason)
+                    if edit.kind == "present" and edit.value is True:
+                        witnesses.add(edit.target)
+                summary = plan.summary or _fallback_summary(posts)
+                await editor.witness(
+                    sorted(witnesses),
+                    {"fact": summary, "source": "witnessed", "turn": number},
+                    "witnessed",
                 )
-            await store.insert_posts(runner, transcript)
-            # `state` is the turn's starting point (read before the LLM calls); the editor
-            # reads and writes the current rows, and arcs see the turn's changes applied to it.
-            editor = StateEditor(runner, pt.id, number, actor="director", turn_id=turn_id)
-            # Story characters who saw the turn remember it; players remember for themselves.
-            witnesses = {c.key for c in state.present_characters() if not c.is_player}
-            for edit in plan.edits:
-                await editor.set(edit.kind, edit.target, edit.value, edit.reason)
-                if edit.kind == "present" and edit.value is True:
-                    witnesses.add(edit.target)
-            summary = plan.summary or _fallback_summary(posts)
-            await editor.witness(
-                sorted(witnesses),
-                {"fact": summary, "source": "witnessed", "turn": number},
-                "witnessed",
-            )
-            state.turn_count = number
-            await advance_arcs(editor, state)
-            await editor.save()
-            await store.insert_summary(runner, pt.id, number, summary, plan.importance)
-            notes = list(plan.notes) + [f"dropped line for a player: {d}" for d in parser.dropped]
-            apply_ms = (time.perf_counter() - started) * 1000
-            data = {
-                "context_tokens": tokens,
-                "context_dropped": dropped_context,
-                "notes": notes,
-                "changes": [c.describe() for c in editor.changes],
-                "engine_ms": round(prep_ms + apply_ms, 3),
-            }
-            await store.log_event(
-                runner, pt, "ai_decision", f"turn {number}: {summary}", data, turn_id
-            )
-            visible = tuple(c for c in editor.changes if c.kind != "knowledge")
-            return TurnResult(channel_id, number, tuple(posts), visible, tuple(notes))
+                state.turn_count = number
+                await advance_arcs(editor, state)
+                await editor.save()
+                await store.insert_summary(runner, pt.id, number, summary, plan.importance)
+                notes = list(plan.notes) + [
+                    f"dropped line for a player: {d}" for d in parser.dropped
+                ]
+                apply_ms = (time.perf_counter() - started) * 1000
+                data = {
+                    "context_tokens": tokens,
+                    "context_dropped": dropped_context,
+                    "notes": notes,
+                    "changes": [c.describe() for c in editor.changes],
+                    "engine_ms": round(prep_ms + apply_ms, 3),
+                }
+                await store.log_event(
+                    runner, pt, "ai_decision", f"turn {number}: {summary}", data, turn_id
+                )
+                visible = tuple(c for c in editor.changes if c.kind != "knowledge")
+                return TurnResult(channel_id, number, tuple(posts), visible, tuple(notes))
+        except store.TurnDropped:
+            log.info("turn %s dropped: the story was paused or ended", turn_input.number)
+            return None
 
 
 def _fallback_summary(posts: list[Post]) -> str:

@@ -6,17 +6,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, union_all, update
+from sqlalchemy import (
+    Integer,
+    bindparam,
+    false,
+    func,
+    insert,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
 
 from engine.db import models as m
 from engine.db.models import utcnow
-from engine.db.statements import Runner, first, scalar
-from engine.state.snapshot import CharacterState, Snapshot
+from engine.db.statements import Call, Runner, first, scalar
+from engine.state.rows import select_all
+from engine.state.snapshot import Snapshot
 from engine.turns.context import MAX_WITNESSED, ContextParts, KnownFact, Line
 
 MAX_PRIVATE_FACTS = 20
 MAX_SUMMARIES = 8
 MAX_INPUTS_PER_TURN = 50
+PRELOADED = ("characters", "relationships")  # the kinds of rows a turn usually changes
 POST_COLUMNS = ("playthrough_id", "turn_id", "kind", "character_id", "speaker_name", "content")
 
 
@@ -52,7 +64,8 @@ def _guild_model() -> Any:
 
 
 def _recent_messages() -> Any:
-    waits = m.Message.turn_id.is_(None) & (m.Message.kind == "player")
+    # An integer: a Boolean column would be converted row by row.
+    waits = type_coerce(m.Message.turn_id.is_(None) & (m.Message.kind == "player"), Integer)
     return (
         select(m.Message.id, m.Message.speaker_name, m.Message.content, waits)
         .outerjoin(m.Turn, m.Turn.id == m.Message.turn_id)
@@ -117,8 +130,14 @@ def _knowledge_query(count: int) -> Any:
 _KNOWLEDGE_QUERIES: dict[int, Any] = {}
 
 
+def _no_knowledge() -> Any:
+    return select(m.Knowledge.character_id).where(false())
+
+
 def _knowledge(count: int) -> Any:
     # One query function per number of characters, so each is compiled once.
+    if count == 0:
+        return _no_knowledge
     if count not in _KNOWLEDGE_QUERIES:
         _KNOWLEDGE_QUERIES[count] = lambda: _knowledge_query(count)
     return _KNOWLEDGE_QUERIES[count]
@@ -201,52 +220,61 @@ async def playthrough_by_id(runner: Runner, playthrough_id: int) -> PlaythroughR
     return PlaythroughRow(*row)
 
 
-async def guild_model(runner: Runner, guild_id: int) -> str | None:
-    found = await scalar(runner, _guild_model, guild=guild_id)
-    return str(found) if found else None
+@dataclass(frozen=True)
+class TurnReading:
+    """What a turn reads besides the state: the recent transcript, the input waiting for
+    it, what the present characters know, earlier summaries (and the server's model)."""
+
+    transcript: list[Line]
+    waiting: list[tuple[int, Line]]
+    knowledge: list[KnownFact]
+    summaries: list[str]
+    guild_model: str | None = None
+
+    def parts(self, state: Snapshot) -> ContextParts:
+        inputs = [line for _, line in self.waiting]
+        return ContextParts(state, self.transcript, inputs, self.knowledge, self.summaries)
 
 
-async def load_recent(
-    runner: Runner, playthrough_id: int, recent_messages: int
-) -> tuple[list[Line], list[tuple[int, Line]]]:
-    """The recent transcript and the player input waiting for a turn, in one query: waiting
-    input is always the newest (a turn takes all of it), so both sit at the end."""
-    rows = await runner.all(
-        _recent_messages, pid=playthrough_id, limit=recent_messages + MAX_INPUTS_PER_TURN
-    )
+async def read_turn(
+    runner: Runner,
+    pt: PlaythroughRow,
+    state: Snapshot,
+    recent_messages: int,
+    *,
+    guild_model: bool = False,
+) -> TurnReading:
+    """Everything in one round trip, which also ends the read transaction. Waiting input
+    is always the newest message (a turn takes all of it), so the recent transcript and
+    the input come from one query; knowledge and summaries from indexed ranges."""
+    characters = {c.id: c.key for c in state.present_characters() if not c.is_player}
+    limit = recent_messages + MAX_INPUTS_PER_TURN
+    calls: list[Call] = [
+        (_recent_messages, {"pid": pt.id, "limit": limit}),
+        (_summaries, {"pid": pt.id, "until": pt.turn_count - MAX_SUMMARIES}),
+        (_knowledge(len(characters)), {f"c{n}": cid for n, cid in enumerate(characters)}),
+    ]
+    if guild_model:
+        calls.append((_guild_model, {"guild": pt.guild_id}))
+    results = await runner.finish(calls)
     transcript: list[Line] = []
     waiting: list[tuple[int, Line]] = []
-    for message_id, speaker, text, is_waiting in reversed(rows):
+    for message_id, speaker, text, is_waiting in reversed(results[0]):
         if is_waiting:
             waiting.append((message_id, Line(speaker, text)))
         else:
             transcript.append(Line(speaker, text))
-    return transcript[-recent_messages:], waiting
-
-
-async def load_context_parts(
-    runner: Runner,
-    turn_count: int,
-    state: Snapshot,
-    transcript: list[Line],
-    inputs: list[Line],
-) -> ContextParts:
-    """Everything else the scene prompt is built from, in two indexed queries."""
-    knowledge = await _knowledge_of(
-        runner, [c for c in state.present_characters() if not c.is_player]
+    model = results[3][0][0] if guild_model and results[3] else None
+    return TurnReading(
+        transcript[-recent_messages:],
+        waiting,
+        _known_facts(characters, results[2]),
+        [summary for (summary,) in reversed(results[1])],
+        str(model) if model else None,
     )
-    summaries = await runner.all(
-        _summaries, pid=state.playthrough_id, until=turn_count - MAX_SUMMARIES
-    )
-    return ContextParts(state, transcript, inputs, knowledge, [s for (s,) in reversed(summaries)])
 
 
-async def _knowledge_of(runner: Runner, characters: list[CharacterState]) -> list[KnownFact]:
-    if not characters:
-        return []
-    keys = {c.id: c.key for c in characters}
-    params = {f"c{n}": character_id for n, character_id in enumerate(keys)}
-    rows = await runner.all(_knowledge(len(keys)), **params)
+def _known_facts(keys: dict[int, str], rows: list[tuple[Any, ...]]) -> list[KnownFact]:
     facts = [KnownFact(keys[cid], fact, source, turn) for cid, fact, source, turn in rows]
     facts.sort(key=lambda f: (f.character_key, f.turn))
     private: dict[str, int] = {}
@@ -271,16 +299,19 @@ async def insert_turn(
     tokens: int | None = None,
     error: str | None = None,
 ) -> int:
-    turn_id = await scalar(
-        runner,
-        _insert_turn,
-        pid=playthrough_id,
-        status=status,
-        tokens=tokens,
-        error=error,
-        finished=utcnow(),
-    )
+    params = _turn_params(playthrough_id, status, tokens, error)
+    turn_id = await scalar(runner, _insert_turn, **params)
     return int(turn_id)
+
+
+def _turn_params(pid: int, status: str, tokens: int | None, error: str | None) -> dict[str, Any]:
+    return {
+        "pid": pid,
+        "status": status,
+        "tokens": tokens,
+        "error": error,
+        "finished": utcnow(),
+    }
 
 
 async def attach_inputs(runner: Runner, turn_id: int, input_ids: tuple[int, ...]) -> None:
@@ -291,10 +322,28 @@ async def insert_posts(runner: Runner, rows: list[dict[str, Any]]) -> None:
     await runner.run_many(_insert_posts, rows)
 
 
-async def count_turn(runner: Runner, playthrough_id: int) -> PlaythroughRow | None:
-    """Count one more turn of a still active playthrough; None if it is not active now."""
-    row = await first(runner, _count_turn, pid=playthrough_id)
-    return None if row is None else PlaythroughRow(playthrough_id, row[1], "active", row[0])
+class TurnDropped(Exception):
+    """The story was paused or ended while the turn was being written."""
+
+
+async def begin_turn(
+    runner: Runner, playthrough_id: int, tokens: int
+) -> tuple[PlaythroughRow, int, dict[str, list[tuple[Any, ...]]]]:
+    """Count one more turn of the still active playthrough and create the turn, reading the
+    rows a turn usually changes, in one round trip. Raises `TurnDropped` (the caller's
+    transaction then rolls back) when the playthrough is no longer active."""
+    counted, created, *loaded = await runner.all_each(
+        [
+            (_count_turn, {"pid": playthrough_id}),
+            (_insert_turn, _turn_params(playthrough_id, "done", tokens, None)),
+            *((select_all(table), {"pid": playthrough_id}) for table in PRELOADED),
+        ]
+    )
+    if not counted:
+        raise TurnDropped()
+    count, guild_id = counted[0]
+    pt = PlaythroughRow(playthrough_id, guild_id, "active", count)
+    return pt, int(created[0][0]), dict(zip(PRELOADED, loaded, strict=True))
 
 
 async def insert_summary(

@@ -307,15 +307,15 @@ class PlayerUseCases(EngineCore):
         content = f"*{text}*" if action else text
         try:
             async with self.db.writing() as runner:
-                message_id = await scalar(
-                    runner,
-                    _store_input,
-                    channel=channel_id,
-                    user=user_id,
-                    content=content,
-                    discord=discord_message_id,
-                    created=utcnow(),
-                )
+                params = {
+                    "channel": channel_id,
+                    "user": user_id,
+                    "content": content,
+                    "discord": discord_message_id,
+                    "created": utcnow(),
+                }
+                (stored,) = await runner.finish([(_store_input, params)])  # with the commit
+            message_id = stored[0][0] if stored else None
         except IntegrityError:
             # The same Discord message delivered again (gateway replay, restart): stored once.
             async with self.db.reading() as runner:
