@@ -31,7 +31,7 @@ from engine.db.statements import DriverRunner, PreparedCache, Runner, SessionRun
 
 _READ_ONLY = "dreamwalkers_read_only"
 BUSY_TIMEOUT_MS = 30_000
-IDLE_READERS = 4
+READERS = 2  # kept-open connections for prepared reads, see `_take_reader`
 
 
 def is_sqlite(url: str) -> bool:
@@ -100,7 +100,8 @@ class Database:
         self._read_sessions = async_sessionmaker(read_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock()
         self._writer: AsyncConnection | None = None  # see `writing()`
-        self._idle_readers: list[AsyncConnection] = []  # see `reading()`
+        self._idle_readers: asyncio.Queue[AsyncConnection] = asyncio.Queue()  # `_take_reader`
+        self._readers_open = 0
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -139,20 +140,32 @@ class Database:
             async with self._sessions_only(self._read_engine) as runner:
                 yield runner
             return
-        # Kept-open connections skip the pool's checkout and reset (about 0.2 ms each).
-        connection = self._idle_readers.pop() if self._idle_readers else None
-        if connection is None:
-            connection = await self.engine.connect()
+        connection = await self._take_reader()
         try:
             async with self._driver_transaction(connection, "BEGIN") as runner:
                 yield runner
         except BaseException:
+            self._readers_open -= 1
             await connection.close()
             raise
-        if connection.invalidated or len(self._idle_readers) >= IDLE_READERS:
+        if connection.invalidated:
+            self._readers_open -= 1
             await connection.close()
         else:
-            self._idle_readers.append(connection)
+            self._idle_readers.put_nowait(connection)
+
+    async def _take_reader(self) -> AsyncConnection:
+        """One of at most `READERS` kept-open connections. Keeping them open skips the
+        pool's checkout and reset (about 0.2 ms each); having few of them keeps the
+        driver threads (one per connection) from taking turns at the GIL under load."""
+        if self._idle_readers.empty() and self._readers_open < READERS:
+            self._readers_open += 1
+            try:
+                return await self.engine.connect()
+            except BaseException:
+                self._readers_open -= 1
+                raise
+        return await self._idle_readers.get()
 
     @contextlib.asynccontextmanager
     async def _sessions_only(self, engine: AsyncEngine) -> AsyncIterator[Runner]:
@@ -182,8 +195,9 @@ class Database:
             raise
 
     async def close(self) -> None:
-        while self._idle_readers:
-            await self._idle_readers.pop().close()
+        while not self._idle_readers.empty():
+            await self._idle_readers.get_nowait().close()
+            self._readers_open -= 1
         if self._writer is not None:
             await self._writer.close()
             self._writer = None

@@ -1,4 +1,4 @@
-"""A read-only picture of one playthrough's state, loaded in a handful of queries.
+"""A read-only picture of one playthrough's state (loaded by `engine.state.loading`).
 
 The turn pipeline builds its prompt from it, conditions are evaluated against it, and views
 are made from it. It holds plain values, so it can outlive the session that loaded it.
@@ -9,10 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from engine.db import models as m
 from engine.results import ChangeView
 from engine.stories.schema import StoryFile
 
@@ -226,120 +222,3 @@ class StoryCache:
 
     def known(self, story_id: int) -> StoryFile | None:
         return self._stories.get(story_id)
-
-
-async def load_snapshot(
-    session: AsyncSession, playthrough: m.Playthrough, stories: StoryCache
-) -> Snapshot:
-    pid = playthrough.id
-    story_key = await session.scalar(select(m.Story.key).where(m.Story.id == playthrough.story_id))
-    story = stories.known(playthrough.story_id)
-    if story is None:
-        story_row = await session.get_one(m.Story, playthrough.story_id)
-        story = stories.get(story_row.id, story_row.data)
-
-    locations_rows = (
-        await session.scalars(
-            select(m.Location).where(m.Location.playthrough_id == pid).order_by(m.Location.id)
-        )
-    ).all()
-    by_id = {row.id: row.key for row in locations_rows}
-    locations = {
-        row.key: LocationState(
-            row.id,
-            row.key,
-            row.name,
-            row.description,
-            by_id.get(row.parent_id) if row.parent_id else None,
-        )
-        for row in locations_rows
-    }
-    character_rows = (
-        await session.scalars(
-            select(m.Character).where(m.Character.playthrough_id == pid).order_by(m.Character.id)
-        )
-    ).all()
-    characters = {
-        row.key: CharacterState(
-            row.id,
-            row.key,
-            row.name,
-            row.role,
-            row.mood,
-            row.intent,
-            by_id.get(row.location_id) if row.location_id else None,
-            row.present,
-            row.avatar_url,
-            row.appearance,
-            row.personality,
-            tuple(str(t) for t in row.traits),
-            row.speech,
-            row.backstory,
-        )
-        for row in character_rows
-    }
-    key_of = {row.id: row.key for row in character_rows}
-    relationships = {
-        (key_of[row.source_id], key_of[row.target_id]): RelationshipState(
-            key_of[row.source_id],
-            key_of[row.target_id],
-            row.kind,
-            row.trust,
-            row.affection,
-            row.familiarity,
-        )
-        for row in (
-            await session.scalars(
-                select(m.Relationship).where(m.Relationship.playthrough_id == pid)
-            )
-        ).all()
-    }
-    flags = {
-        row.name: FlagState(row.value, row.set_by, row.set_at_turn)
-        for row in (await session.scalars(select(m.Flag).where(m.Flag.playthrough_id == pid))).all()
-    }
-    scene = await session.scalar(select(m.Scene).where(m.Scene.playthrough_id == pid))
-    arcs: dict[str, ArcProgress] = {}
-    arc_rows = (
-        await session.scalars(select(m.ArcState).where(m.ArcState.playthrough_id == pid))
-    ).all()
-    episodes_by_arc: dict[int, dict[str, str]] = {row.id: {} for row in arc_rows}
-    for episode in (
-        await session.scalars(
-            select(m.EpisodeState)
-            .where(m.EpisodeState.playthrough_id == pid)
-            .order_by(m.EpisodeState.id)
-        )
-    ).all():
-        episodes_by_arc.setdefault(episode.arc_state_id, {})[episode.episode_key] = episode.status
-    for row in arc_rows:
-        arcs[row.arc_key] = ArcProgress(
-            row.arc_key, row.status, row.started_turn, row.completed_turn, episodes_by_arc[row.id]
-        )
-    players = {
-        row.user_id: PlayerState(row.user_id, row.display_name, key_of[row.character_id])
-        for row in (
-            await session.scalars(
-                select(m.Player).where(m.Player.playthrough_id == pid, m.Player.left_at.is_(None))
-            )
-        ).all()
-    }
-    return Snapshot(
-        playthrough_id=pid,
-        guild_id=playthrough.guild_id,
-        channel_id=playthrough.channel_id,
-        status=playthrough.status,
-        turn_count=playthrough.turn_count,
-        story_key=story_key or "",
-        story=story,
-        characters=characters,
-        relationships=relationships,
-        flags=flags,
-        locations=locations,
-        scene_location=by_id.get(scene.location_id) if scene and scene.location_id else None,
-        time_of_day=scene.time_of_day if scene else "",
-        weather=scene.weather if scene else "",
-        tone=scene.tone if scene else "",
-        arcs=arcs,
-        players=players,
-    )

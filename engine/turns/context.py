@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from engine.llm.tokens import estimate_tokens
 from engine.state.snapshot import CharacterState, Snapshot
@@ -29,9 +30,8 @@ MAX_LORE = 6
 MAX_WITNESSED = 6
 
 
-@dataclass(frozen=True)
-class Line:
-    """One transcript line as the prompt shows it."""
+class Line(NamedTuple):
+    """One transcript line as the prompt shows it (a tuple: a turn builds ~100 of them)."""
 
     speaker: str
     text: str
@@ -41,8 +41,7 @@ class Line:
         return f"{self.speaker}: {self.text}"
 
 
-@dataclass(frozen=True)
-class KnownFact:
+class KnownFact(NamedTuple):
     character_key: str
     fact: str
     source: str

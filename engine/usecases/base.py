@@ -17,7 +17,8 @@ from engine.errors import NoPlaythrough, NotFound, StoryPaused
 from engine.llm import LLMGateway
 from engine.sink import OutputSink
 from engine.state.editor import StateEditor
-from engine.state.snapshot import Snapshot, StateCache, StoryCache, load_snapshot
+from engine.state.loading import load_snapshot
+from engine.state.snapshot import Snapshot, StateCache, StoryCache
 from engine.stories import StoryCatalog
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class EngineCore:
         give it back with `self.states.put(state, version)` after committing changes to it."""
         state, version = self.states.get(playthrough.id)
         if state is None or state.status != playthrough.status:
-            state = await load_snapshot(session, playthrough, self.stories)
+            state = await load_snapshot(self.db.runner(session), playthrough.id, self.stories)
             self.states.put(state, version)
             version += 1
         state.turn_count = playthrough.turn_count
@@ -130,9 +131,11 @@ class EngineCore:
         return state, version
 
     async def _load_state(self, playthrough_id: int) -> tuple[Snapshot, int]:
-        async with self.db.read() as session:
-            row = await session.get_one(m.Playthrough, playthrough_id)
-            return await self._versioned_snapshot(session, row)
+        _, version = self.states.get(playthrough_id)
+        async with self.db.reading() as runner:
+            state = await load_snapshot(runner, playthrough_id, self.stories)
+        self.states.put(state, version)
+        return state, version + 1
 
     def _editor(
         self,
