@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.db import Database
 from engine.db import models as m
 from engine.db.migrate import upgrade_to_head
-from engine.db.statements import first
+from engine.db.statements import DriverRunner, first
 
 VALUES: list[Any] = [None, True, 0, 2.5, "text", [1, "two", None], {"nested": {"a": [True]}}]
 
@@ -95,3 +95,16 @@ async def test_a_failed_statement_raises_sqlalchemy_errors_and_rolls_back(db: Da
     async with db.read() as session:
         contents = (await session.scalars(select(m.Message.content))).all()
     assert contents == ["first"]
+
+
+async def test_statements_share_round_trips_with_the_installed_aiosqlite(tmp_path: Path) -> None:
+    """Turns stay correct without it, but each statement then costs its own trip to the
+    driver's thread (docs/performance.md): an aiosqlite upgrade that removes what batching
+    uses should fail here rather than slow every turn down unnoticed."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    try:
+        async with database.reading() as runner:
+            assert isinstance(runner, DriverRunner)
+            assert runner.batches
+    finally:
+        await database.close()
