@@ -90,9 +90,7 @@ async def running_engine(
     driver_statements: bool = True,
     **gateway_overrides: object,
 ) -> AsyncIterator[tuple[Engine, RecordingSink]]:
-    db = Database(
-        f"sqlite+aiosqlite:///{tmp_path / db_name}", driver_statements=driver_statements
-    )
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / db_name}", driver_statements=driver_statements)
     await upgrade_to_head(db.engine)
     sink = sink or RecordingSink()
     gateway = gateway_for(base_url, **gateway_overrides)
