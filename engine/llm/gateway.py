@@ -22,7 +22,7 @@ generator is garbage collected.
 
 The call's purpose ("scene", "director", "summary", ...) is sent as the
 `X-Dreamwalkers-Purpose` header (providers ignore it; test doubles script replies by it) and
-logged with the model, the duration, the prompt's estimated tokens and the outcome. The API
+logged with the model, the duration, the prompt's size and the outcome. The API
 key is never logged nor put in an error message.
 """
 
@@ -45,7 +45,6 @@ from engine.llm.config import LLMConfig
 from engine.llm.errors import LLMBadOutput, LLMError, LLMRefused, LLMTimeout, LLMUnavailable
 from engine.llm.jsonout import extract_json_object
 from engine.llm.sse import SSEDecoder
-from engine.llm.tokens import estimate_messages_tokens
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
@@ -367,11 +366,16 @@ class LLMGateway:
         received: int,
         outcome: str,
     ) -> None:
+        # Characters and the plain four-per-token rule: running the full estimate over a
+        # 7,000-token prompt again for a log line cost 5% of a turn's CPU (the turn's event
+        # log has the context's estimate).
+        chars = sum(len(m.get("content") or "") for m in messages)
         log.info(
-            "llm %s model=%s prompt~%d tokens reply=%d chars in %.2fs: %s",
+            "llm %s model=%s prompt=%d chars (~%d tokens) reply=%d chars in %.2fs: %s",
             purpose,
             model,
-            estimate_messages_tokens(messages),
+            chars,
+            chars // 4,
             received,
             time.perf_counter() - started,
             outcome,
