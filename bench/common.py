@@ -91,6 +91,19 @@ class ExternalDouble:
         await self.process.wait()
 
 
+def bench_gateway(base_url: str, concurrency: int = 4) -> LLMGateway:
+    """A gateway for the LLM double: no retries, a generous deadline."""
+    config = LLMConfig(
+        base_url=base_url,
+        api_key="bench",
+        model="bench",
+        max_retries=0,
+        concurrency=concurrency,
+        deadline=120.0,
+    )
+    return LLMGateway(config)
+
+
 async def make_engine(
     db_path: Path,
     server: LLMDouble | ExternalDouble,
@@ -101,16 +114,7 @@ async def make_engine(
     db = Database(f"sqlite+aiosqlite:///{db_path}")
     await upgrade_to_head(db.engine)
     loaded = load_story(STORY)
-    gateway = LLMGateway(
-        LLMConfig(
-            base_url=server.base_url,
-            api_key="bench",
-            model="bench",
-            max_retries=0,
-            concurrency=concurrency,
-            deadline=120.0,
-        )
-    )
+    gateway = bench_gateway(server.base_url, concurrency)
     options = EngineOptions(
         collect_window_seconds=0.0, context_tokens=context_tokens, max_waiting_inputs=1_000
     )

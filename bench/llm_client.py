@@ -18,9 +18,9 @@ import random
 import resource
 import time
 
-from common import WORDS, ExternalDouble, machine, peak_rss_mib
+from common import WORDS, ExternalDouble, bench_gateway, machine, peak_rss_mib
 
-from engine.llm import LLMConfig, LLMGateway, Messages, estimate_messages_tokens
+from engine.llm import LLMGateway, Messages, estimate_messages_tokens
 from engine.turns.director import DirectorOutput
 
 WARMUP = 20
@@ -61,16 +61,7 @@ async def main() -> None:
     messages = prompt(args.tokens)
     size = sum(len(m["content"]) for m in messages)
     server = await ExternalDouble.start(0.0)
-    gateway = LLMGateway(
-        LLMConfig(
-            base_url=server.base_url,
-            api_key="bench",
-            model="bench",
-            max_retries=0,
-            concurrency=4,
-            deadline=120.0,
-        )
-    )
+    gateway = bench_gateway(server.base_url)
     try:
         for _ in range(WARMUP):
             await turn(gateway, messages)

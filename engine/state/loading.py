@@ -103,6 +103,28 @@ def _players() -> Any:
     )
 
 
+def _character(row: tuple[Any, ...], location_key: dict[int, str]) -> CharacterState:
+    """A row of `_characters()`, whose columns follow CharacterState's fields."""
+    location = location_key.get(row[6]) if row[6] else None
+    traits = tuple(str(t) for t in row[11] or ())
+    return CharacterState(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        location,
+        bool(row[7]),
+        row[8],
+        row[9],
+        row[10],
+        traits,
+        row[12],
+        row[13],
+    )
+
+
 QUERIES = (
     _playthrough,
     _locations,
@@ -141,40 +163,7 @@ async def load_snapshot(runner: Runner, playthrough_id: int, stories: StoryCache
         turn_count=turn_count,
         story_key=story_key or "",
         story=story,
-        characters={
-            key: CharacterState(
-                cid,
-                key,
-                name,
-                role,
-                mood,
-                intent,
-                location_key.get(location_id) if location_id else None,
-                bool(present),
-                avatar,
-                appearance,
-                personality,
-                tuple(str(t) for t in traits or ()),
-                speech,
-                backstory,
-            )
-            for (
-                cid,
-                key,
-                name,
-                role,
-                mood,
-                intent,
-                location_id,
-                present,
-                avatar,
-                appearance,
-                personality,
-                traits,
-                speech,
-                backstory,
-            ) in characters
-        },
+        characters={row[1]: _character(row, location_key) for row in characters},
         relationships={
             (key_of[source], key_of[target]): RelationshipState(
                 key_of[source], key_of[target], kind, trust, affection, familiarity
