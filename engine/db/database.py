@@ -102,6 +102,7 @@ class Database:
         self._writer: AsyncConnection | None = None  # see `writing()`
         self._idle_readers: asyncio.Queue[AsyncConnection] = asyncio.Queue()  # `_take_reader`
         self._readers_open = 0
+        self._drivers: dict[AsyncConnection, Any] = {}  # kept-open connection -> aiosqlite
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -145,14 +146,17 @@ class Database:
             async with self._driver_transaction(connection, "BEGIN") as runner:
                 yield runner
         except BaseException:
-            self._readers_open -= 1
-            await connection.close()
+            await self._drop_reader(connection)
             raise
         if connection.invalidated:
-            self._readers_open -= 1
-            await connection.close()
+            await self._drop_reader(connection)
         else:
             self._idle_readers.put_nowait(connection)
+
+    async def _drop_reader(self, connection: AsyncConnection) -> None:
+        self._readers_open -= 1
+        self._drivers.pop(connection, None)
+        await connection.close()
 
     async def _take_reader(self) -> AsyncConnection:
         """One of at most `READERS` kept-open connections. Keeping them open skips the
@@ -177,7 +181,11 @@ class Database:
     async def _driver_transaction(
         self, connection: AsyncConnection, begin: str
     ) -> AsyncIterator[Runner]:
-        raw = (await connection.get_raw_connection()).driver_connection
+        raw = self._drivers.get(connection)
+        if raw is None:  # asked once per kept-open connection (it costs a greenlet switch)
+            raw = self._drivers[connection] = (
+                await connection.get_raw_connection()
+            ).driver_connection
         assert raw is not None
         runner = DriverRunner(raw, self.prepared)
         runner.later(begin)  # goes with the first query
@@ -191,14 +199,15 @@ class Database:
                 # A connection that cannot roll back is not reused.
                 if connection is self._writer:
                     self._writer = None
+                self._drivers.pop(connection, None)
                 await connection.invalidate()
             raise
 
     async def close(self) -> None:
         while not self._idle_readers.empty():
-            await self._idle_readers.get_nowait().close()
-            self._readers_open -= 1
+            await self._drop_reader(self._idle_readers.get_nowait())
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
+        self._drivers.clear()
         await self.engine.dispose()
