@@ -129,3 +129,28 @@ async def test_paused_story_takes_no_input_until_resumed(
         await engine.submit_input(CHANNEL, ASH, "Hello?")
         await engine.wait_idle(CHANNEL)
         assert len(sink.results) == 1
+
+
+async def test_a_story_ended_and_started_again_elsewhere_begins_afresh(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # The engine remembers each channel's playthrough and state between turns. Here another
+    # engine on the same database (a second process, as a moderator tool would be) ends the
+    # story and starts a new one, so this engine's memory is stale and must not be trusted:
+    # the new story's first turn is turn 1 with none of the old story's transcript.
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, sink):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.join(CHANNEL, ASH, "ashley", character="ash")
+        for text in ("I knock.", "I knock again."):
+            await engine.submit_input(CHANNEL, ASH, text)
+            await engine.wait_idle(CHANNEL)
+        async with running_engine(tmp_path, llm_server.base_url, catalog) as (other, _):
+            await other.end(CHANNEL, MOD)
+            await other.start(GUILD, CHANNEL, "inn", MOD)
+            await other.join(CHANNEL, ASH, "ashley", character="ash")
+        await engine.submit_input(CHANNEL, ASH, "I walk in from the storm.")
+        await engine.wait_idle(CHANNEL)
+        assert [r.turn_number for r in sink.results] == [1, 2, 1]
+        prompt = llm_server.calls("scene")[-1].prompt
+        assert "Ash: I walk in from the storm." in prompt
+        assert "I knock" not in prompt

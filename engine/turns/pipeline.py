@@ -16,6 +16,8 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from enum import Enum
+from typing import Final, Literal
 
 from engine.db.statements import Runner
 from engine.llm import LLMBadOutput, LLMError
@@ -31,6 +33,14 @@ from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
 from engine.usecases.base import EngineCore
 
 log = logging.getLogger(__name__)
+TurnRead = tuple["TurnInput", Snapshot, int, ContextParts]
+
+
+class _Seen(Enum):
+    CHANGED = "the remembered playthrough changed"  # see `_read_input`
+
+
+_CHANGED: Final = _Seen.CHANGED
 
 
 @dataclass(frozen=True)
@@ -138,29 +148,50 @@ class TurnPipeline(EngineCore):
             summary = f"turn {turn_input.number} failed: {error}"
             await store.log_event(runner, pt, "error", summary, {"error": error}, turn_id)
 
-    async def _read_turn(
-        self, channel_id: int
-    ) -> tuple[TurnInput, Snapshot, int, ContextParts] | None:
-        """The waiting input and what the prompt needs, read in one transaction when the
-        playthrough's state is cached (else the state is loaded first)."""
+    async def _read_turn(self, channel_id: int) -> TurnRead | None:
+        """The waiting input and what the prompt needs. In one round trip when the channel's
+        playthrough is remembered from its last turn and its state is cached: the
+        playthrough is read again alongside, and if it changed, everything is read again
+        the long way (the playthrough, the state if need be, then the rest)."""
+        seen = self.seen_playthroughs.get(channel_id)
+        if seen is not None:
+            state, version = self._cached_state(seen.id, seen.status, seen.turn_count)
+            if state is not None:
+                async with self.db.reading() as runner:
+                    read = await self._read_input(runner, seen, state, version, channel_id)
+                if read is not _CHANGED:
+                    return read
         async with self.db.reading() as runner:
             pt = await store.active_playthrough(runner, channel_id)
             if pt is None:
                 return None
             state, version = self._cached_state(pt.id, pt.status, pt.turn_count)
             if state is not None:
-                return await self._read_input(runner, pt, state, version)
-        state, version = await self._load_state(pt.id)
-        async with self.db.reading() as runner:
-            return await self._read_input(runner, pt, state, version)
+                read = await self._read_input(runner, pt, state, version)
+        if state is None:
+            state, version = await self._load_state(pt.id)
+            async with self.db.reading() as runner:
+                read = await self._read_input(runner, pt, state, version)
+        assert read is not _CHANGED  # only a recheck finds that
+        return read
 
     async def _read_input(
-        self, runner: Runner, pt: store.PlaythroughRow, state: Snapshot, version: int
-    ) -> tuple[TurnInput, Snapshot, int, ContextParts] | None:
+        self,
+        runner: Runner,
+        pt: store.PlaythroughRow,
+        state: Snapshot,
+        version: int,
+        recheck: int | None = None,
+    ) -> TurnRead | Literal[_Seen.CHANGED] | None:
+        """(TurnInput, state, version, ContextParts); None when no input waits; `_CHANGED`
+        when `recheck` found the channel's playthrough other than `pt`."""
         known = pt.guild_id in self.guild_models
         read = await store.read_turn(
-            runner, pt, state, self.options.recent_messages, guild_model=not known
+            runner, pt, state, self.options.recent_messages, guild_model=not known, recheck=recheck
         )
+        if recheck is not None and read.playthrough != pt:
+            return _CHANGED
+        self.seen_playthroughs[state.channel_id] = pt
         if not known:
             self.guild_models[pt.guild_id] = read.guild_model
         if not read.waiting:
@@ -191,6 +222,7 @@ class TurnPipeline(EngineCore):
                     runner, turn_input.playthrough_id, tokens
                 )
                 number = pt.turn_count
+                self.seen_playthroughs[channel_id] = pt  # what the next read expects
                 await store.attach_inputs(runner, turn_id, turn_input.input_ids)
                 posts = [
                     Post(

@@ -230,6 +230,7 @@ class TurnReading:
     knowledge: list[KnownFact]
     summaries: list[str]
     guild_model: str | None = None
+    playthrough: PlaythroughRow | None = None  # read again when asked (`recheck`)
 
     def parts(self, state: Snapshot) -> ContextParts:
         inputs = [line for _, line in self.waiting]
@@ -243,10 +244,13 @@ async def read_turn(
     recent_messages: int,
     *,
     guild_model: bool = False,
+    recheck: int | None = None,
 ) -> TurnReading:
     """Everything in one round trip, which also ends the read transaction. Waiting input
     is always the newest message (a turn takes all of it), so the recent transcript and
-    the input come from one query; knowledge and summaries from indexed ranges."""
+    the input come from one query; knowledge and summaries from indexed ranges. With
+    `recheck` (a channel id), the channel's live playthrough is read alongside, so a caller
+    that trusted a remembered `pt` can see whether it still holds."""
     characters = {c.id: c.key for c in state.present_characters() if not c.is_player}
     limit = recent_messages + MAX_INPUTS_PER_TURN
     calls: list[Call] = [
@@ -256,6 +260,8 @@ async def read_turn(
     ]
     if guild_model:
         calls.append((_guild_model, {"guild": pt.guild_id}))
+    if recheck is not None:
+        calls.append((_active_playthrough, {"channel": recheck}))
     results = await runner.finish(calls)
     transcript: list[Line] = []
     waiting: list[tuple[int, Line]] = []
@@ -265,12 +271,14 @@ async def read_turn(
         else:
             transcript.append(Line(speaker, text))
     model = results[3][0][0] if guild_model and results[3] else None
+    live = results[-1] if recheck is not None else []
     return TurnReading(
         transcript[-recent_messages:],
         waiting,
         _known_facts(characters, results[2]),
         [summary for (summary,) in reversed(results[1])],
         str(model) if model else None,
+        PlaythroughRow(*live[0]) if live else None,
     )
 
 

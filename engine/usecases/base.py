@@ -78,6 +78,8 @@ class EngineCore:
         self.stories = StoryCache()
         self.states = StateCache()
         self.guild_models: dict[int, str | None] = {}  # per-server model override
+        # Each channel's live playthrough as its last turn left it (turns/pipeline.py).
+        self.seen_playthroughs: dict[int, Any] = {}
         self.collect_windows = CollectWindows(self.options.collect_window_seconds)
         self.turn_engine_ms: deque[float] = deque(maxlen=10_000)
         self.dispatcher = ChannelDispatcher(
