@@ -4,7 +4,9 @@
 
 Each channel plays `--turns` turns one after another (each turn is two LLM calls: scene and
 director). With unlimited parallelism the ideal wall time is turns x 2 x latency; the engine
-runs with LLM_CONCURRENCY = channels, so the cap is not what limits it. All channels start
+runs with LLM_CONCURRENCY = channels, so the cap is not what limits it. With
+`--concurrency C` (the default setting is 4) at most C calls are in flight, and the ideal
+is the larger of that and all the calls shared among C slots. All channels start
 at the same moment and, the double answering every call in exactly the same time, stay in
 step: the worst case, every turn's work arriving at once. With `--stagger` the channels'
 starts are spread over one turn's LLM time (players do not type in step), and each channel
@@ -48,6 +50,12 @@ async def main() -> None:
         help="start the channels spread over one turn's LLM time instead of all at once",
     )
     parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="LLM_CONCURRENCY for this run (default: one slot per channel, no cap)",
+    )
+    parser.add_argument(
         "--switch-interval",
         type=float,
         default=None,
@@ -59,9 +67,12 @@ async def main() -> None:
 
         sys.setswitchinterval(args.switch_interval)
     latency = args.latency_ms / 1000
+    slots = args.concurrency or args.channels
+    if args.stagger and slots < args.channels:
+        parser.error("--stagger measures each channel alone; use it without a --concurrency cap")
     server = await ExternalDouble.start(latency)
     with tempfile.TemporaryDirectory() as folder:
-        engine = await make_engine(Path(folder) / "channels.db", server, concurrency=args.channels)
+        engine = await make_engine(Path(folder) / "channels.db", server, concurrency=slots)
         try:
             channels = range(1_000, 1_000 + args.channels)
             for channel in channels:
@@ -82,11 +93,14 @@ async def main() -> None:
         finally:
             await close(engine)
             await server.stop()
-    ideal = args.turns * 2 * latency
+    calls = args.channels * args.turns * 2
+    ideal = max(args.turns * 2 * latency, calls * latency / slots)
     print(f"machine: {machine()}")
     print(
         f"{args.channels} channels x {args.turns} turns, {args.latency_ms:.0f} ms per LLM call "
-        "(LLM double in its own process)" + (", starts staggered" if args.stagger else "")
+        "(LLM double in its own process)"
+        + (", starts staggered" if args.stagger else "")
+        + (f", at most {slots} calls at once" if slots < args.channels else "")
     )
     if args.stagger:
         # Each channel against its own ideal, from its own start.
