@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,16 @@ class RecordingSink:
     async def notice(self, channel_id: int, text: str, *, retryable: bool = False) -> None:
         self.events.append(("notice", text))
         self.notices.append(text)
+
+
+async def eventually(condition: Callable[[], object]) -> None:
+    """Wait (up to 5 s) for state nothing can be awaited on (the LLM double's counters, a
+    sink's streamed text)."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
 
 
 def gateway_for(base_url: str, **overrides: object) -> LLMGateway:

@@ -35,6 +35,7 @@ from engine.llm import (
 )
 from engine.llm.sse import SSEDecoder
 from engine.settings import Settings
+from tests.engine_support import eventually
 from tests.llm_double import LLMDouble
 
 MESSAGES = [{"role": "user", "content": "Go on."}]
@@ -77,15 +78,6 @@ async def gateway(server: LLMDouble, **overrides: Any) -> AsyncIterator[LLMGatew
 async def collect(gw: LLMGateway, purpose: str = "scene", **kwargs: Any) -> list[str]:
     async with contextlib.aclosing(gw.stream_text(MESSAGES, purpose=purpose, **kwargs)) as s:
         return [chunk async for chunk in s]
-
-
-async def eventually(condition: Any) -> None:
-    """Wait (up to 5 s) for server-side state the client cannot wait on."""
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")
 
 
 # --- streaming ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ waits for the busy event loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -34,6 +35,17 @@ from engine.usecases.base import EngineCore
 
 log = logging.getLogger(__name__)
 TurnRead = tuple["TurnInput", Snapshot, int, ContextParts]
+
+
+TURN_DROPPED = (
+    "The story was paused or ended while this turn was being written; the turn was not kept."
+)
+
+
+def _being_cancelled() -> bool:
+    """Whether the current task itself is being cancelled (not only a task it awaits)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class _Seen(Enum):
@@ -80,10 +92,65 @@ class TurnPipeline(EngineCore):
         players.update({f"user_{p.user_id}": p.display_name for p in state.players.values()})
         parser = ScriptParser(npcs, players)
         await self.sink.turn_started(channel_id, turn_input.number)
-        try:
-            stream = self.gateway.stream_text(
-                context.messages, purpose="scene", model=turn_input.model
+        # The LLM part runs as its own task so that end, pause and retry can stop it
+        # (`stop_generating`): cancelling it closes the stream; nothing of the turn is stored.
+        generation = asyncio.create_task(
+            self._generate(
+                channel_id, turn_input, state, parser, context.messages, parts.inputs_text()
             )
+        )
+        self.generating[channel_id] = generation
+        try:
+            outcome = await generation
+        except asyncio.CancelledError:
+            if not generation.cancelled() or _being_cancelled():
+                raise
+            reason = self.stop_reasons.pop(channel_id, None)
+            log.info("turn %s in channel %s stopped: %s", turn_input.number, channel_id, reason)
+            if reason:
+                await self.sink.notice(channel_id, reason)
+            return
+        finally:
+            if self.generating.get(channel_id) is generation:
+                del self.generating[channel_id]
+            self.stop_reasons.pop(channel_id, None)
+        if isinstance(outcome, LLMError):
+            await self._fail(turn_input, str(outcome))
+            await self.sink.notice(
+                channel_id,
+                f"The story could not continue: {outcome} Your messages are kept; "
+                "use retry to try again.",
+                retryable=True,
+            )
+            return
+        plan = outcome
+        applying = time.perf_counter()
+        result = await self._apply(
+            channel_id, turn_input, parser, plan, state, context.tokens, context.dropped, prep_ms
+        )
+        if result is None:
+            self.states.invalidate(turn_input.playthrough_id)
+            await self.sink.notice(channel_id, TURN_DROPPED)
+        else:
+            self.states.put(state, version)  # now holds this turn's changes
+        # Engine time of the turn, LLM calls excluded (read by bench/turns.py).
+        self.turn_engine_ms.append(prep_ms + (time.perf_counter() - applying) * 1000)
+        if result is not None:
+            await self.sink.turn_finished(channel_id, result)
+
+    async def _generate(
+        self,
+        channel_id: int,
+        turn_input: TurnInput,
+        state: Snapshot,
+        parser: ScriptParser,
+        messages: list[dict[str, str]],
+        inputs: str,
+    ) -> DirectorPlan | LLMError:
+        """Stream the scene into `parser` (and on to the sink), then ask the director; a failed
+        scene call is returned, not raised, so that the caller records it."""
+        try:
+            stream = self.gateway.stream_text(messages, purpose="scene", model=turn_input.model)
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
                     await self._forward(channel_id, parser.feed(chunk), state)
@@ -91,27 +158,8 @@ class TurnPipeline(EngineCore):
             if not parser.posts:
                 raise LLMBadOutput("The model's reply had nothing to post.")
         except LLMError as error:
-            await self._fail(turn_input, str(error))
-            await self.sink.notice(
-                channel_id,
-                f"The story could not continue: {error} Your messages are kept; "
-                "use retry to try again.",
-                retryable=True,
-            )
-            return
-        plan = await self._direct(turn_input, state, parser.posts, parts.inputs_text())
-        applying = time.perf_counter()
-        result = await self._apply(
-            channel_id, turn_input, parser, plan, state, context.tokens, context.dropped, prep_ms
-        )
-        if result is None:
-            self.states.invalidate(turn_input.playthrough_id)
-        else:
-            self.states.put(state, version)  # now holds this turn's changes
-        # Engine time of the turn, LLM calls excluded (read by bench/turns.py).
-        self.turn_engine_ms.append(prep_ms + (time.perf_counter() - applying) * 1000)
-        if result is not None:
-            await self.sink.turn_finished(channel_id, result)
+            return error
+        return await self._direct(turn_input, state, parser.posts, inputs)
 
     async def _forward(
         self, channel_id: int, events: list[PostStarted | TextAdded], state: Snapshot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -82,6 +83,9 @@ class EngineCore:
         self.seen_playthroughs: dict[int, Any] = {}
         self.collect_windows = CollectWindows(self.options.collect_window_seconds)
         self.turn_engine_ms: deque[float] = deque(maxlen=10_000)
+        # The LLM part of the turn each channel is writing, and why it was stopped.
+        self.generating: dict[int, asyncio.Task[Any]] = {}
+        self.stop_reasons: dict[int, str | None] = {}
         self.dispatcher = ChannelDispatcher(
             self._run_turn_safely,
             collect_window=self.collect_windows.for_channel,
@@ -90,6 +94,17 @@ class EngineCore:
 
     async def _run_turn_safely(self, channel_id: int) -> None:
         raise NotImplementedError  # provided by TurnUseCases
+
+    def stop_generating(self, channel_id: int, notice: str | None) -> bool:
+        """Stop the channel's turn if it is still with the model (design §4: end and
+        regenerate close the stream). Nothing of that turn is stored and its input stays
+        waiting; `notice`, if any, tells the channel. False when no turn was being written."""
+        task = self.generating.get(channel_id)
+        if task is None or task.done():
+            return False
+        self.stop_reasons[channel_id] = notice
+        task.cancel()
+        return True
 
     async def _playthrough(
         self, session: AsyncSession, channel_id: int, *, running: bool = False

@@ -14,6 +14,15 @@ from engine.state.setup import populate_playthrough
 from engine.stories import LoadedStory
 from engine.usecases.base import EngineCore
 
+# Told to the channel when ending or pausing stops the turn being written.
+STOPPED = {
+    "ended": "The story was ended, so the turn being written was stopped and not kept.",
+    "paused": (
+        "The story was paused, so the turn being written was stopped. The messages it was "
+        "answering are kept and get their answer when the story resumes."
+    ),
+}
+
 
 def _story_info(loaded: LoadedStory) -> StoryInfo:
     story = loaded.story
@@ -164,4 +173,8 @@ class PlaythroughUseCases(EngineCore):
             story = await session.get_one(m.Story, row.story_id)
             info = _info(row, story)
         self.states.invalidate(info.id)
+        if status == "active":
+            self.dispatcher.resume(channel_id)  # answer input left waiting by the pause
+        else:
+            self.stop_generating(channel_id, STOPPED[status])
         return info

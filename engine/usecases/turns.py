@@ -32,8 +32,11 @@ class TurnUseCases(TurnPipeline):
         return number
 
     async def retry(self, channel_id: int, user_id: int | None = None) -> None:
-        """Write the last turn again: a failed turn is run again with the same input; a
-        finished one is reverted and regenerated."""
+        """Write the last turn again: a failed turn, or one still being written, is run again
+        with the same input; a finished one is reverted and regenerated."""
+        self.dispatcher.check_capacity(channel_id)
+        # A turn still being written is stopped: the retry below writes it afresh.
+        self.stop_generating(channel_id, None)
         await self.dispatcher.run_job(channel_id, lambda: self._retry(channel_id, user_id))
 
     async def _retry(self, channel_id: int, user_id: int | None) -> None:

@@ -1,0 +1,137 @@
+"""Ending, pausing or regenerating while a turn is being written stops it (design §4): the
+stream is closed, nothing of that turn is stored, and the players' messages are not lost."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.db import models as m
+from engine.facade import Engine
+from engine.turns.pipeline import TURN_DROPPED
+from engine.usecases.playthroughs import STOPPED
+from tests.engine_support import (
+    CHANNEL,
+    GUILD,
+    MOD,
+    TEST_STORY,
+    RecordingSink,
+    catalog_of,
+    eventually,
+    running_engine,
+)
+from tests.llm_double import LLMDouble
+
+ASH_USER = 11
+WAIT = 10.0
+# Far longer than WAIT: a turn that is not stopped keeps waiting on the stalled stream.
+SLOW = {"deadline": 120.0, "read_timeout": 120.0}
+
+
+@pytest.fixture
+def catalog():  # type: ignore[no-untyped-def]
+    return catalog_of(TEST_STORY)
+
+
+async def writing(engine: Engine, llm_server: LLMDouble, sink: Any, text: str) -> None:
+    """Start a story, send `text`, and return once the reply has begun to stream and stalled."""
+    await engine.start(GUILD, CHANNEL, "inn", MOD)
+    await engine.join(CHANNEL, ASH_USER, "ash_player", character="ash")
+    await engine.submit_input(CHANNEL, ASH_USER, text)
+    await eventually(lambda: any(sink.streamed.values()))
+
+
+async def stored_turns(engine: Engine) -> int:
+    async with engine.db.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(m.Turn)) or 0)
+
+
+async def test_ending_the_story_stops_the_turn_being_written(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply("scene", "Narrator: It holds.\nMira: Wait for it.")
+    llm_server.fail("scene", "stall", after_chunks=3)
+    async with running_engine(tmp_path, llm_server.base_url, catalog, **SLOW) as (engine, sink):
+        await writing(engine, llm_server, sink, "I open the letter.")
+        await engine.end(CHANNEL, MOD)
+        await asyncio.wait_for(engine.wait_idle(CHANNEL), WAIT)
+        assert sink.results == []
+        assert sink.notices == [STOPPED["ended"]]
+        await eventually(lambda: llm_server.streams_aborted == 1)  # the stream was closed
+        assert llm_server.calls("director") == []
+        assert await stored_turns(engine) == 0
+
+
+async def test_a_paused_turn_is_answered_when_the_story_resumes(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply("scene", "Narrator: It holds.\nMira: Wait for it.", "Narrator: It cracks.")
+    llm_server.fail("scene", "stall", after_chunks=3)
+    async with running_engine(tmp_path, llm_server.base_url, catalog, **SLOW) as (engine, sink):
+        await writing(engine, llm_server, sink, "I open the letter.")
+        await engine.pause(CHANNEL, MOD)
+        await asyncio.wait_for(engine.wait_idle(CHANNEL), WAIT)
+        assert sink.notices == [STOPPED["paused"]]
+        assert sink.results == []
+        await engine.resume(CHANNEL, MOD)
+        await asyncio.wait_for(engine.wait_idle(CHANNEL), WAIT)
+        [result] = sink.results
+        assert [p.text for p in result.posts] == ["It cracks."]
+        recap = await engine.recap(CHANNEL)
+        assert recap.turn_count == 1
+        assert [p.text for p in recap.recent][-2:] == ["I open the letter.", "It cracks."]
+
+
+async def test_retry_while_a_turn_is_written_writes_it_afresh(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply("scene", "Narrator: It holds.\nMira: Wait for it.", "Narrator: It cracks.")
+    llm_server.fail("scene", "stall", after_chunks=3)
+    async with running_engine(tmp_path, llm_server.base_url, catalog, **SLOW) as (engine, sink):
+        await writing(engine, llm_server, sink, "I open the letter.")
+        await asyncio.wait_for(engine.retry(CHANNEL, ASH_USER), WAIT)
+        assert sink.notices == []
+        [result] = sink.results
+        assert [p.text for p in result.posts] == ["It cracks."]
+        assert all("I open the letter." in c.prompt for c in llm_server.calls("scene"))
+        recap = await engine.recap(CHANNEL)
+        assert recap.turn_count == 1
+        assert [p.text for p in recap.recent][-2:] == ["I open the letter.", "It cracks."]
+        assert await stored_turns(engine) == 1
+
+
+@dataclass
+class EndingElsewhereSink(RecordingSink):
+    """At the first streamed text, has another engine (a second process on the same
+    database) end the story: this engine's turn is not stopped and finishes writing."""
+
+    other: Engine | None = None
+
+    async def text_streamed(self, channel_id: int, index: int, delta: str) -> None:
+        await super().text_streamed(channel_id, index, delta)
+        if self.other is not None:
+            other, self.other = self.other, None
+            await other.end(CHANNEL, MOD)
+
+
+async def test_a_turn_written_after_the_story_ended_is_not_kept_and_says_so(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    sink = EndingElsewhereSink()
+    async with running_engine(tmp_path, llm_server.base_url, catalog, sink=sink) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.join(CHANNEL, ASH_USER, "ash_player", character="ash")
+        async with running_engine(tmp_path, llm_server.base_url, catalog) as (other, _):
+            sink.other = other
+            await engine.submit_input(CHANNEL, ASH_USER, "I open the letter.")
+            await asyncio.wait_for(engine.wait_idle(CHANNEL), WAIT)
+        assert sink.other is None  # the story was ended mid-stream
+        assert llm_server.calls("director")  # the turn was written to its end
+        assert sink.results == []
+        assert sink.notices == [TURN_DROPPED]
+        assert await stored_turns(engine) == 0
