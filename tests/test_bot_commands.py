@@ -13,6 +13,7 @@ import pytest
 
 from bot import answers, discord_sink
 from tests.discord_double import DiscordDouble, Perm
+from tests.engine_support import eventually
 from tests.llm_double import LLMDouble
 from tests.test_bot import MIRA_AVATAR, WAIT, start_story, world
 
@@ -331,3 +332,23 @@ async def test_an_unexpected_error_is_logged_and_answered_briefly(
         assert "disk on fire" not in look.original.content
         [record] = [r for r in caplog.records if r.name == "bot.tree"]
         assert record.exc_info is not None and "disk on fire" in str(record.exc_info[1])
+
+
+async def test_ending_the_story_mid_reply_stops_it_and_takes_the_half_post_away(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    llm_server.reply("scene", "Mira: Ah.\nThe lamp catches, and the shadows climb the walls.")
+    llm_server.fail("scene", "stall", after_chunks=2)  # never finishes on its own
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+        await discord_double.user_sends(w.alice, w.channel, "I light the lamp.")
+        half = await w.seen(lambda m: m.author_name == "Mira")
+        assert half.webhook_id is not None
+        ended = await w.command(w.mod, "story", {}, "end")
+        await asyncio.wait_for(ended.wait_response(), WAIT)
+        await w.seen(lambda m: m.is_bot and "turn being written was stopped" in m.content)
+        # The half post is deleted, and the reply never goes on to the director.
+        await eventually(
+            lambda: not any(m.author_name == "Mira" for m in discord_double.read_channel(w.channel))
+        )
+        assert llm_server.calls("director") == []
