@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
 import random
 import resource
@@ -86,6 +87,11 @@ class ExternalDouble:
         line = (await process.stdout.readline()).decode().strip()
         return cls(process, line.rsplit(" ", 1)[-1])
 
+    def cpu_seconds(self) -> float:
+        """The double's CPU time so far (Linux: /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     async def stop(self) -> None:
         self.process.terminate()
         await self.process.wait()
@@ -106,7 +112,7 @@ def bench_gateway(base_url: str, concurrency: int = 4) -> LLMGateway:
 
 async def make_engine(
     db_path: Path,
-    server: LLMDouble | ExternalDouble,
+    base_url: str,
     *,
     concurrency: int = 4,
     context_tokens: int = 8_000,
@@ -114,7 +120,7 @@ async def make_engine(
     db = Database(f"sqlite+aiosqlite:///{db_path}")
     await upgrade_to_head(db.engine)
     loaded = load_story(STORY)
-    gateway = bench_gateway(server.base_url, concurrency)
+    gateway = bench_gateway(base_url, concurrency)
     options = EngineOptions(
         collect_window_seconds=0.0, context_tokens=context_tokens, max_waiting_inputs=1_000
     )

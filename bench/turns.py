@@ -34,7 +34,7 @@ def percentile(values: list[float], q: float) -> float:
 async def measure(history: int, turns: int, folder: Path, budget: int) -> dict[str, float]:
     # In its own process, so serving the LLM calls never runs inside the engine's time.
     server = await ExternalDouble.start(latency=0.0)
-    engine = await make_engine(folder / f"h{history}.db", server, context_tokens=budget)
+    engine = await make_engine(folder / f"h{history}.db", server.base_url, context_tokens=budget)
     try:
         await engine.start(GUILD, CHANNEL, "last_map")
         await engine.join(CHANNEL, PLAYER, "bench", character="the_surveyor")
