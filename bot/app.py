@@ -26,7 +26,10 @@ def bot_intents(message_content: bool = True) -> discord.Intents:
     return intents
 
 
-class DreamwalkersBot(commands.Bot):
+class DreamwalkersBot(commands.AutoShardedBot):
+    """Runs every shard of the bot, or those of `DISCORD_SHARDS` when several processes share
+    a large bot (each channel belongs to one shard, so to one process: design §9)."""
+
     def __init__(
         self,
         engine: Engine,
@@ -39,12 +42,15 @@ class DreamwalkersBot(commands.Bot):
     ) -> None:
         """`play=False` only loads the commands (for `python -m bot sync`): no dev-guild sync,
         no recovery of waiting turns."""
+        if settings.shard_ids is not None:
+            options["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(message_content),
             tree_cls=DreamTree,
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            shard_count=settings.discord_shard_count,
             **options,
         )
         self.engine = engine
@@ -65,9 +71,14 @@ class DreamwalkersBot(commands.Bot):
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d commands to the dev guild", len(synced))
         # Input that waited through a restart, and turns a crash cut off, are answered now.
-        resumed = await self.engine.recover()
+        resumed = await self.engine.recover(self.owns_guild)
         if resumed:
             log.info("resuming %d channels", len(resumed))
+
+    def owns_guild(self, guild_id: int) -> bool:
+        """Whether this process runs the shard of `guild_id` (Discord's rule)."""
+        shards, count = self.settings.shard_ids, self.settings.discord_shard_count
+        return shards is None or count is None or (guild_id >> 22) % count in shards
 
     async def on_ready(self) -> None:
         log.info("logged in as %s in %d servers", self.user, len(self.guilds))

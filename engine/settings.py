@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/dreamwalkers.db"
@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # Discord-compatible servers (and the test double): REST base and gateway URL.
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
+    # Sharding (design §9): how many shards the bot has, and which of them this process runs
+    # ("0-3" or "0,2,5"), so that several processes can share a large bot.
+    discord_shard_count: int | None = Field(default=None, ge=1, le=10_000)
+    discord_shards: str | None = None  # read through `shard_ids`
 
     # LLM endpoint (any OpenAI-compatible server)
     openai_api_key: SecretStr | None = None
@@ -59,6 +63,32 @@ class Settings(BaseSettings):
     collect_window_seconds: float = Field(default=2.0, ge=0.0, le=60.0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @field_validator("discord_shards")
+    @classmethod
+    def _check_shards(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_shard_list(value)
+        return value
+
+    @property
+    def shard_ids(self) -> tuple[int, ...] | None:
+        """The shards this process runs; None for all of them."""
+        return None if self.discord_shards is None else parse_shard_list(self.discord_shards)
+
+    @model_validator(mode="after")
+    def _shards_within_count(self) -> Settings:
+        if self.shard_ids is None:
+            return self
+        if self.discord_shard_count is None:
+            raise ValueError("DISCORD_SHARDS needs DISCORD_SHARD_COUNT (the bot's total shards)")
+        outside = [s for s in self.shard_ids if s >= self.discord_shard_count]
+        if outside:
+            raise ValueError(
+                f"DISCORD_SHARDS names shard {outside[0]}, but DISCORD_SHARD_COUNT is "
+                f"{self.discord_shard_count} (shards are numbered from 0)"
+            )
+        return self
+
     def require_discord_token(self) -> str:
         if self.discord_token is None or not self.discord_token.get_secret_value().strip():
             raise SettingsError(
@@ -68,10 +98,31 @@ class Settings(BaseSettings):
         return self.discord_token.get_secret_value()
 
 
+def parse_shard_list(text: str) -> tuple[int, ...]:
+    """`"0-3"` or `"0,2,5"` (or both: `"0-1,4"`) as sorted shard ids without repeats."""
+    ids: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            low = int(first)
+            high = int(last) if dash else low
+        except ValueError:
+            wanted = "shard numbers like 0-3 or 0,2,5"
+            raise ValueError(f"expected {wanted}, not {part.strip()!r}") from None
+        if low < 0 or high < low:
+            raise ValueError(f"{part.strip()!r} is not a range of shard numbers")
+        ids.update(range(low, high + 1))
+    return tuple(sorted(ids))
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        name = "_".join(str(part) for part in item["loc"]).upper() or "settings"
+        if not item["loc"]:  # a check across variables: its message names them, and the
+            # input is every setting, secrets included
+            lines.append(item["msg"].removeprefix("Value error, "))
+            continue
+        name = "_".join(str(part) for part in item["loc"]).upper()
         value = item.get("input")
         shown = "" if name in {"DISCORD_TOKEN", "OPENAI_API_KEY"} else f" (got {value!r})"
         lines.append(f"{name}: {item['msg']}{shown}")

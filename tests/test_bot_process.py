@@ -18,8 +18,14 @@ WAIT = 30.0
 
 
 async def start_bot(
-    tmp_path: Path, double: DiscordDouble, llm: LLMDouble, guild: Guild, token: str | None = None
+    tmp_path: Path,
+    double: DiscordDouble,
+    llm: LLMDouble,
+    guild: Guild,
+    token: str | None = None,
+    **settings: str,
 ) -> asyncio.subprocess.Process:
+    """`python -m bot run` for `guild` (its dev guild); `settings` adds variables."""
     stories = tmp_path / "stories"
     stories.mkdir(exist_ok=True)
     (stories / "inn.toml").write_text(TEST_STORY)
@@ -40,6 +46,7 @@ async def start_bot(
             "STORIES_DIR": str(stories),
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
             "COLLECT_WINDOW_SECONDS": "0.2",
+            **settings,
         }
     )
     return await asyncio.create_subprocess_exec(
@@ -67,8 +74,8 @@ async def wait_until_online(double: DiscordDouble, sessions: int) -> None:
     raise AssertionError("the bot never came online")
 
 
-def scene(double: DiscordDouble) -> tuple[Guild, Channel, User, User]:
-    guild = double.create_guild("Inn Guild")
+def scene(double: DiscordDouble, guild: Guild | None = None) -> tuple[Guild, Channel, User, User]:
+    guild = guild or double.create_guild("Inn Guild")
     channel = double.create_channel(guild, "story")
     mods = double.create_role(guild, "Mods", Perm.MANAGE_GUILD)
     mod, alice = double.create_user("mod"), double.create_user("alice")

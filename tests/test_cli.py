@@ -19,6 +19,8 @@ SETTINGS_VARIABLES = (
     "OPENAI_BASE_URL",
     "DATABASE_URL",
     "STORIES_DIR",
+    "DISCORD_SHARD_COUNT",
+    "DISCORD_SHARDS",
 )
 
 
@@ -62,6 +64,27 @@ def test_malformed_setting_is_one_clear_line(tmp_path: Path) -> None:
     result = run_cli("run", cwd=tmp_path, env={"DISCORD_TOKEN": "x", "LLM_TEMPERATURE": "hot"})
     assert result.returncode == 2
     assert "LLM_TEMPERATURE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("shards", "count", "said"),
+    [
+        ("0-3", None, "DISCORD_SHARDS needs DISCORD_SHARD_COUNT"),
+        ("0,4", "4", "DISCORD_SHARDS names shard 4, but DISCORD_SHARD_COUNT is 4"),
+        ("first", "4", "DISCORD_SHARDS: Value error, expected shard numbers like 0-3"),
+    ],
+)
+def test_bad_shard_settings_say_what_is_wrong(
+    tmp_path: Path, shards: str, count: str | None, said: str
+) -> None:
+    env = {"DISCORD_TOKEN": "secret-token-value", "DISCORD_SHARDS": shards}
+    if count is not None:
+        env["DISCORD_SHARD_COUNT"] = count
+    result = run_cli("run", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert said in result.stderr
+    assert "secret-token-value" not in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -3,6 +3,8 @@ already underway, so they never race a turn of the same channel."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -103,13 +105,14 @@ class TurnUseCases(TurnPipeline):
         )
         return editor.changes
 
-    async def recover(self) -> list[int]:
+    async def recover(self, owns_guild: Callable[[int], bool] | None = None) -> list[int]:
         """At start-up: answer every channel with input waiting (also input whose turn was cut
-        off by a crash: nothing of a turn is stored before its last transaction)."""
+        off by a crash: nothing of a turn is stored before its last transaction). With
+        `owns_guild`, only the channels of the servers it accepts (this process's shards)."""
         async with self.db.read() as session:
-            channels = (
-                await session.scalars(
-                    select(m.Playthrough.channel_id)
+            rows = (
+                await session.execute(
+                    select(m.Playthrough.channel_id, m.Playthrough.guild_id)
                     .where(m.Playthrough.status == "active")
                     .where(
                         m.Playthrough.id.in_(
@@ -120,6 +123,7 @@ class TurnUseCases(TurnPipeline):
                     )
                 )
             ).all()
+        channels = [c for c, g in rows if owns_guild is None or owns_guild(g)]
         for channel_id in channels:
             self.dispatcher.resume(channel_id)
         return list(channels)

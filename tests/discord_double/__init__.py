@@ -25,6 +25,9 @@ Things worth knowing:
 - the bot has 3 s to send the initial interaction callback, as on Discord;
 - without the MESSAGE_CONTENT intent the bot gets blank content, embeds, attachments and
   components, except in DMs, messages that mention it and its own messages;
+- a session that identifies with ``shard: [id, count]`` gets READY with that shard and
+  only the events of its guilds (``(guild_id >> 22) % count == id``; events of no guild go
+  to shard 0), as on Discord;
 - discord.py itself waits ``guild_ready_timeout`` (2 s) before ``on_ready`` and 5 s before
   re-identifying (``before_identify_hook``); test bots may shorten both.
 

@@ -52,6 +52,22 @@ class Session:
     buffer: list[dict[str, Any]] = field(default_factory=list)
     connection: Connection | None = None
     resumes: int = 0
+    shard: tuple[int, int] | None = None  # (shard id, shard count) from IDENTIFY
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether this session's shard gets the guild's events (Discord's rule; events of no
+        guild go to shard 0)."""
+        if self.shard is None:
+            return True
+        shard_id, count = self.shard
+        return shard_id == 0 if guild_id is None else (guild_id >> 22) % count == shard_id
+
+
+def _guild_of(event: str, body: dict[str, Any]) -> int | None:
+    if event in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"):
+        return int(body["id"])
+    guild_id = body.get("guild_id")
+    return int(guild_id) if guild_id else None
 
 
 class Gateway:
@@ -87,7 +103,8 @@ class Gateway:
             if intent and not session.intents & intent:
                 continue
             body = data(session.intents) if callable(data) else data
-            self._send_dispatch(session, event, body)
+            if session.owns(_guild_of(event, body)):
+                self._send_dispatch(session, event, body)
 
     async def drop(self, *, code: int = 4000, hold: bool = False, abrupt: bool = False) -> None:
         """Close every gateway connection from the server side.
@@ -187,10 +204,15 @@ class Gateway:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return None
         session = Session(secrets.token_hex(16), intents)
+        shard = data.get("shard")
+        if isinstance(shard, list) and len(shard) == 2:
+            session.shard = (int(shard[0]), int(shard[1]))
         self.sessions[session.id] = session
         session.connection = conn
         world = self.world
-        guilds = [g for g in world.guilds.values() if world.bot.id in g.member_ids]
+        guilds = [
+            g for g in world.guilds.values() if world.bot.id in g.member_ids and session.owns(g.id)
+        ]
         ready = {
             "v": 10,
             "user": payloads.user(world.bot),
@@ -202,6 +224,8 @@ class Gateway:
             "private_channels": [],
             "relationships": [],
         }
+        if session.shard is not None:
+            ready["shard"] = list(session.shard)
         self._send_dispatch(session, "READY", ready)
         with_members = bool(intents & GUILD_MEMBERS)
         for g in guilds:
