@@ -41,6 +41,19 @@ async def start_shards(
     ]
 
 
+async def wait_until_all_online(double: DiscordDouble, guilds: list[Guild]) -> None:
+    """Until every process has synced its server's commands and identified on the gateway."""
+    for _ in range(1200):
+        synced = all(
+            double.requests_to("PUT", rf"/applications/\d+/guilds/{g.id}/commands") for g in guilds
+        )
+        if synced and len(double.gateway.identifies) >= len(guilds):
+            await asyncio.sleep(0.3)  # READY and GUILD_CREATE reach the bots
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the shard processes never all came online")
+
+
 async def stop(processes: list[asyncio.subprocess.Process], sig: int) -> None:
     for process in processes:
         if process.returncode is None:
@@ -57,6 +70,7 @@ async def test_two_shard_processes_each_play_their_servers_and_recover_only_thos
     scenes = [scene(discord_double, guild) for guild in guilds]
     processes = await start_shards(tmp_path, discord_double, llm_server, guilds)
     try:
+        await wait_until_all_online(discord_double, guilds)
         for _, channel, mod, alice in scenes:
             await story_with_a_player(discord_double, channel, mod, alice)
         # Each shard's process saw only its own server.

@@ -4,6 +4,7 @@ stream is closed, nothing of that turn is stored, and the players' messages are 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,32 +107,60 @@ async def test_retry_while_a_turn_is_written_writes_it_afresh(
 
 
 @dataclass
-class EndingElsewhereSink(RecordingSink):
-    """At the first streamed text, has another engine (a second process on the same
-    database) end the story: this engine's turn is not stopped and finishes writing."""
+class ElsewhereSink(RecordingSink):
+    """At the first streamed text, runs `act` (another engine on the same database, as a
+    second process would be) and only then lets this engine's turn go on."""
 
-    other: Engine | None = None
+    act: Callable[[], Awaitable[object]] | None = None
 
     async def text_streamed(self, channel_id: int, index: int, delta: str) -> None:
         await super().text_streamed(channel_id, index, delta)
-        if self.other is not None:
-            other, self.other = self.other, None
-            await other.end(CHANNEL, MOD)
+        if self.act is not None:
+            act, self.act = self.act, None
+            await act()
 
 
 async def test_a_turn_written_after_the_story_ended_is_not_kept_and_says_so(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:
-    sink = EndingElsewhereSink()
+    sink = ElsewhereSink()
     async with running_engine(tmp_path, llm_server.base_url, catalog, sink=sink) as (engine, _):
         await engine.start(GUILD, CHANNEL, "inn", MOD)
         await engine.join(CHANNEL, ASH_USER, "ash_player", character="ash")
         async with running_engine(tmp_path, llm_server.base_url, catalog) as (other, _):
-            sink.other = other
+            sink.act = lambda: other.end(CHANNEL, MOD)
             await engine.submit_input(CHANNEL, ASH_USER, "I open the letter.")
             await asyncio.wait_for(engine.wait_idle(CHANNEL), WAIT)
-        assert sink.other is None  # the story was ended mid-stream
+        assert sink.act is None  # the story was ended mid-stream
         assert llm_server.calls("director")  # the turn was written to its end
         assert sink.results == []
         assert sink.notices == [TURN_DROPPED]
         assert await stored_turns(engine) == 0
+
+
+async def test_input_answered_by_another_process_meanwhile_is_not_answered_twice(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # Two processes playing one channel (say, two bot processes given the same shard): both
+    # take the same waiting input; the one that finishes second must not store its turn.
+    sink = ElsewhereSink()
+    async with running_engine(tmp_path, llm_server.base_url, catalog, sink=sink) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.join(CHANNEL, ASH_USER, "ash_player", character="ash")
+        async with running_engine(tmp_path, llm_server.base_url, catalog) as (other, seen):
+
+            async def answer_elsewhere() -> None:
+                other.dispatcher.resume(CHANNEL)
+                await other.wait_idle(CHANNEL)
+
+            sink.act = answer_elsewhere
+            await engine.submit_input(CHANNEL, ASH_USER, "I open the letter.")
+            await asyncio.wait_for(engine.wait_idle(CHANNEL), WAIT)
+            assert len(seen.results) == 1  # the other process answered
+        assert sink.act is None
+        assert sink.results == []
+        assert sink.notices == [TURN_DROPPED]
+        assert await stored_turns(engine) == 1
+        recap = await engine.recap(CHANNEL)
+        assert recap.turn_count == 1
+        assert [p.text for p in recap.recent].count("I open the letter.") == 1

@@ -38,7 +38,8 @@ TurnRead = tuple["TurnInput", Snapshot, int, ContextParts]
 
 
 TURN_DROPPED = (
-    "The story was paused or ended while this turn was being written; the turn was not kept."
+    "The story changed while this turn was being written (it was paused or ended, or its "
+    "messages were answered by another process), so the turn was not kept."
 )
 
 
@@ -267,7 +268,7 @@ class TurnPipeline(EngineCore):
         try:
             async with self.db.writing() as runner:
                 pt, turn_id, loaded = await store.begin_turn(
-                    runner, turn_input.playthrough_id, tokens
+                    runner, turn_input.playthrough_id, turn_input.input_ids[0], tokens
                 )
                 number = pt.turn_count
                 self.seen_playthroughs[channel_id] = pt  # what the next read expects
@@ -335,7 +336,11 @@ class TurnPipeline(EngineCore):
                 visible = tuple(c for c in editor.changes if c.kind != "knowledge")
                 return TurnResult(channel_id, number, tuple(posts), visible, tuple(notes))
         except store.TurnDropped:
-            log.info("turn %s dropped: the story was paused or ended", turn_input.number)
+            log.info(
+                "turn %s dropped: the story was paused or ended, or its input was answered "
+                "by another process",
+                turn_input.number,
+            )
             return None
 
 

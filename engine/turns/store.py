@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     Integer,
     bindparam,
+    exists,
     false,
     func,
     insert,
@@ -176,9 +177,19 @@ def _insert_posts() -> Any:
 
 
 def _count_turn() -> Any:
+    # Only while the story is active and the turn's first input still waits: if another
+    # process (two bot processes given the same shard) answered it meanwhile, this turn
+    # would tell the same moment twice.
+    still_waiting = exists().where(
+        m.Message.id == bindparam("first_input"), m.Message.turn_id.is_(None)
+    )
     return (
         update(m.Playthrough)
-        .where(m.Playthrough.id == bindparam("pid"), m.Playthrough.status == "active")
+        .where(
+            m.Playthrough.id == bindparam("pid"),
+            m.Playthrough.status == "active",
+            still_waiting,
+        )
         .values(turn_count=m.Playthrough.turn_count + 1)
         .returning(m.Playthrough.turn_count, m.Playthrough.guild_id)
     )
@@ -331,18 +342,20 @@ async def insert_posts(runner: Runner, rows: list[dict[str, Any]]) -> None:
 
 
 class TurnDropped(Exception):
-    """The story was paused or ended while the turn was being written."""
+    """The story was paused or ended, or the turn's input answered elsewhere, while the turn
+    was being written."""
 
 
 async def begin_turn(
-    runner: Runner, playthrough_id: int, tokens: int
+    runner: Runner, playthrough_id: int, first_input: int, tokens: int
 ) -> tuple[PlaythroughRow, int, dict[str, list[tuple[Any, ...]]]]:
     """Count one more turn of the still active playthrough and create the turn, reading the
     rows a turn usually changes, in one round trip. Raises `TurnDropped` (the caller's
-    transaction then rolls back) when the playthrough is no longer active."""
+    transaction then rolls back) when the playthrough is no longer active or `first_input`
+    was answered meanwhile."""
     counted, created, *loaded = await runner.all_each(
         [
-            (_count_turn, {"pid": playthrough_id}),
+            (_count_turn, {"pid": playthrough_id, "first_input": first_input}),
             (_insert_turn, _turn_params(playthrough_id, "done", tokens, None)),
             *((select_all(table), {"pid": playthrough_id}) for table in PRELOADED),
         ]
