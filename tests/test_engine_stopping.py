@@ -39,12 +39,36 @@ def catalog():  # type: ignore[no-untyped-def]
     return catalog_of(TEST_STORY)
 
 
-async def writing(engine: Engine, llm_server: LLMDouble, sink: Any, text: str) -> None:
-    """Start a story, send `text`, and return once the reply has begun to stream and stalled."""
+def stall_first_reply(llm_server: LLMDouble, *then: str) -> None:
+    """The next scene reply streams one line, then stalls for good; `then` come after it."""
+    llm_server.reply("scene", "Narrator: It holds.\nMira: Wait for it.", *then)
+    llm_server.fail("scene", "stall", after_chunks=3)
+
+
+async def one_turn_answering(engine: Engine, sink: RecordingSink, answer: str) -> None:
+    """Assert that exactly one turn was stored and shown: `answer` to "I open the letter."."""
+    [result] = sink.results
+    assert [p.text for p in result.posts] == [answer]
+    recap = await engine.recap(CHANNEL)
+    assert recap.turn_count == 1
+    assert [p.text for p in recap.recent][-2:] == ["I open the letter.", answer]
+
+
+async def begin(engine: Engine) -> None:
     await engine.start(GUILD, CHANNEL, "inn", MOD)
     await engine.join(CHANNEL, ASH_USER, "ash_player", character="ash")
+
+
+async def writing(engine: Engine, llm_server: LLMDouble, sink: Any, text: str) -> None:
+    """Start a story, send `text`, and return once the reply has begun to stream and stalled."""
+    await begin(engine)
     await engine.submit_input(CHANNEL, ASH_USER, text)
     await eventually(lambda: any(sink.streamed.values()))
+
+
+async def play(engine: Engine, text: str) -> None:
+    await engine.submit_input(CHANNEL, ASH_USER, text)
+    await asyncio.wait_for(engine.wait_idle(CHANNEL), WAIT)
 
 
 async def stored_turns(engine: Engine) -> int:
@@ -55,8 +79,7 @@ async def stored_turns(engine: Engine) -> int:
 async def test_ending_the_story_stops_the_turn_being_written(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:
-    llm_server.reply("scene", "Narrator: It holds.\nMira: Wait for it.")
-    llm_server.fail("scene", "stall", after_chunks=3)
+    stall_first_reply(llm_server)
     async with running_engine(tmp_path, llm_server.base_url, catalog, **SLOW) as (engine, sink):
         await writing(engine, llm_server, sink, "I open the letter.")
         await engine.end(CHANNEL, MOD)
@@ -71,8 +94,7 @@ async def test_ending_the_story_stops_the_turn_being_written(
 async def test_a_paused_turn_is_answered_when_the_story_resumes(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:
-    llm_server.reply("scene", "Narrator: It holds.\nMira: Wait for it.", "Narrator: It cracks.")
-    llm_server.fail("scene", "stall", after_chunks=3)
+    stall_first_reply(llm_server, "Narrator: It cracks.")
     async with running_engine(tmp_path, llm_server.base_url, catalog, **SLOW) as (engine, sink):
         await writing(engine, llm_server, sink, "I open the letter.")
         await engine.pause(CHANNEL, MOD)
@@ -81,28 +103,19 @@ async def test_a_paused_turn_is_answered_when_the_story_resumes(
         assert sink.results == []
         await engine.resume(CHANNEL, MOD)
         await asyncio.wait_for(engine.wait_idle(CHANNEL), WAIT)
-        [result] = sink.results
-        assert [p.text for p in result.posts] == ["It cracks."]
-        recap = await engine.recap(CHANNEL)
-        assert recap.turn_count == 1
-        assert [p.text for p in recap.recent][-2:] == ["I open the letter.", "It cracks."]
+        await one_turn_answering(engine, sink, "It cracks.")
 
 
 async def test_retry_while_a_turn_is_written_writes_it_afresh(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:
-    llm_server.reply("scene", "Narrator: It holds.\nMira: Wait for it.", "Narrator: It cracks.")
-    llm_server.fail("scene", "stall", after_chunks=3)
+    stall_first_reply(llm_server, "Narrator: It cracks.")
     async with running_engine(tmp_path, llm_server.base_url, catalog, **SLOW) as (engine, sink):
         await writing(engine, llm_server, sink, "I open the letter.")
         await asyncio.wait_for(engine.retry(CHANNEL, ASH_USER), WAIT)
         assert sink.notices == []
-        [result] = sink.results
-        assert [p.text for p in result.posts] == ["It cracks."]
+        await one_turn_answering(engine, sink, "It cracks.")
         assert all("I open the letter." in c.prompt for c in llm_server.calls("scene"))
-        recap = await engine.recap(CHANNEL)
-        assert recap.turn_count == 1
-        assert [p.text for p in recap.recent][-2:] == ["I open the letter.", "It cracks."]
         assert await stored_turns(engine) == 1
 
 
@@ -125,12 +138,10 @@ async def test_a_turn_written_after_the_story_ended_is_not_kept_and_says_so(
 ) -> None:
     sink = ElsewhereSink()
     async with running_engine(tmp_path, llm_server.base_url, catalog, sink=sink) as (engine, _):
-        await engine.start(GUILD, CHANNEL, "inn", MOD)
-        await engine.join(CHANNEL, ASH_USER, "ash_player", character="ash")
+        await begin(engine)
         async with running_engine(tmp_path, llm_server.base_url, catalog) as (other, _):
             sink.act = lambda: other.end(CHANNEL, MOD)
-            await engine.submit_input(CHANNEL, ASH_USER, "I open the letter.")
-            await asyncio.wait_for(engine.wait_idle(CHANNEL), WAIT)
+            await play(engine, "I open the letter.")
         assert sink.act is None  # the story was ended mid-stream
         assert llm_server.calls("director")  # the turn was written to its end
         assert sink.results == []
@@ -145,8 +156,7 @@ async def test_input_answered_by_another_process_meanwhile_is_not_answered_twice
     # take the same waiting input; the one that finishes second must not store its turn.
     sink = ElsewhereSink()
     async with running_engine(tmp_path, llm_server.base_url, catalog, sink=sink) as (engine, _):
-        await engine.start(GUILD, CHANNEL, "inn", MOD)
-        await engine.join(CHANNEL, ASH_USER, "ash_player", character="ash")
+        await begin(engine)
         async with running_engine(tmp_path, llm_server.base_url, catalog) as (other, seen):
 
             async def answer_elsewhere() -> None:
@@ -154,8 +164,7 @@ async def test_input_answered_by_another_process_meanwhile_is_not_answered_twice
                 await other.wait_idle(CHANNEL)
 
             sink.act = answer_elsewhere
-            await engine.submit_input(CHANNEL, ASH_USER, "I open the letter.")
-            await asyncio.wait_for(engine.wait_idle(CHANNEL), WAIT)
+            await play(engine, "I open the letter.")
             assert len(seen.results) == 1  # the other process answered
         assert sink.act is None
         assert sink.results == []
