@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -31,6 +32,7 @@ STREAMING = "\u2002…"
 TYPING_EVERY = 8.0
 WEBHOOK_RECHECK = 300.0  # seconds before asking again for a webhook the bot was refused
 KEEP_TURNS = 20  # per channel, the last turns whose messages go if the turn is taken back
+SEND_WAIT = 15.0  # seconds a stopped turn waits for its posts' first sends, to delete them
 SWEEP_LIMIT = 30  # recent messages searched for half posts at a channel's first turn
 
 
@@ -73,11 +75,22 @@ class _Live:
 class _Turn:
     posts: dict[int, _Live] = field(default_factory=dict)
     typing: asyncio.Task[None] | None = None
+    # First sends of posts, shielded from the turn being stopped: Discord may have made the
+    # message already, and it must be known to be deleted.
+    sending: set[asyncio.Future[Any]] = field(default_factory=set)
 
     def stop_typing(self) -> None:
         if self.typing is not None:
             self.typing.cancel()
             self.typing = None
+
+
+def _keep_message(live: _Live, turn: _Turn, sent: asyncio.Future[Any]) -> None:
+    """Record a post's message when its first send completes, even if the turn was stopped
+    while it was on its way."""
+    turn.sending.discard(sent)
+    if not sent.cancelled() and sent.exception() is None:
+        live.message = sent.result()
 
 
 async def _keep_typing(channel: Any) -> None:
@@ -256,6 +269,8 @@ class DiscordSink:
         """Delete the half posts of a turn that will not finish (it failed or was cut off)."""
         if turn is not None:
             turn.stop_typing()
+            if turn.sending:  # posts Discord may be creating right now
+                await asyncio.wait(turn.sending, timeout=SEND_WAIT)
         for live in turn.posts.values() if turn else ():
             if live.message is not None:
                 with contextlib.suppress(discord.HTTPException):
@@ -315,7 +330,11 @@ class DiscordSink:
         if channel is None:
             return
         if live.message is None:
-            live.message = await self._send(channel, live.post, shown)
+            assert turn is not None
+            sent = asyncio.ensure_future(self._send(channel, live.post, shown))
+            turn.sending.add(sent)
+            sent.add_done_callback(functools.partial(_keep_message, live, turn))
+            live.message = await asyncio.shield(sent)
             if live.post.character_key and not isinstance(live.message, discord.WebhookMessage):
                 live.prefix = f"**{live.post.speaker}:** "
             live.shown, live.last_edit = live.prefix + shown, now

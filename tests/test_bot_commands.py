@@ -352,3 +352,24 @@ async def test_ending_the_story_mid_reply_stops_it_and_takes_the_half_post_away(
             lambda: not any(m.author_name == "Mira" for m in discord_double.read_channel(w.channel))
         )
         assert llm_server.calls("director") == []
+
+
+async def test_a_post_still_being_sent_when_the_story_ends_is_taken_away_too(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    llm_server.reply("scene", "Mira: Ah.\nThe lamp catches, and the shadows climb the walls.")
+    llm_server.fail("scene", "stall", after_chunks=2)
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+        # Discord creates Mira's first post, but its answer is slow to come back.
+        hold = discord_double.hold_answers("POST", r"^/webhooks/\d+/[^/]+$")
+        await discord_double.user_sends(w.alice, w.channel, "I light the lamp.")
+        await asyncio.wait_for(hold.reached.wait(), WAIT)
+        await w.seen(lambda m: m.author_name == "Mira")
+        ended = await w.command(w.mod, "story", {}, "end")
+        await asyncio.wait_for(ended.wait_response(), WAIT)
+        hold.release()
+        await w.seen(lambda m: m.is_bot and "turn being written was stopped" in m.content)
+        await eventually(
+            lambda: not any(m.author_name == "Mira" for m in discord_double.read_channel(w.channel))
+        )

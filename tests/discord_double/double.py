@@ -20,7 +20,7 @@ from aiohttp import web
 from . import commands, payloads, rest, webhooks
 from .actors import ActorsMixin
 from .gateway import DIRECT_MESSAGES, GUILD_MESSAGES, GUILD_WEBHOOKS, Gateway
-from .http_common import API_PREFIX, DOUBLE_KEY, Fault, RecordedRequest, discord_middleware
+from .http_common import API_PREFIX, DOUBLE_KEY, Fault, Hold, RecordedRequest, discord_middleware
 from .interactions import InteractionsMixin
 from .state import Message, World
 from .views import SeenMessage, seen, visible_to
@@ -34,6 +34,7 @@ class DiscordDouble(ActorsMixin, InteractionsMixin):
         self.gateway = Gateway(self.world)
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.files: dict[int, tuple[str, bytes]] = {}
         self.typing: list[tuple[int, int]] = []  # (channel id, user id)
         self.port = 0
@@ -72,6 +73,8 @@ class DiscordDouble(ActorsMixin, InteractionsMixin):
         self.gateway.resume_url = f"ws://127.0.0.1:{self.port}/gateway-resume"
 
     async def close(self) -> None:
+        for hold in self.holds:
+            hold.release()
         await self.gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -215,6 +218,13 @@ class DiscordDouble(ActorsMixin, InteractionsMixin):
         fault = Fault(method, re.compile(path), status, count)
         self.faults.append(fault)
         return fault
+
+    def hold_answers(self, method: str, path: str, *, count: int = 1) -> Hold:
+        """The next ``count`` matching requests take effect, but are answered only once the
+        returned hold is released (``hold.reached`` is set when one arrives)."""
+        hold = Hold(method, re.compile(path), count)
+        self.holds.append(hold)
+        return hold
 
     async def drop_gateway(
         self, *, code: int = 4000, hold: bool = False, abrupt: bool = False

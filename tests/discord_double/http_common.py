@@ -6,6 +6,7 @@ adds Discord's rate-limit headers and turns :class:`ApiError` into Discord's err
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -68,6 +69,24 @@ class RecordedRequest:
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Hold:
+    """The next `remaining` requests matching are carried out, but their answers wait until
+    `release()`: as when Discord has created a message and the reply is still on its way."""
+
+    method: str
+    path: re.Pattern[str]
+    remaining: int
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.remaining > 0 and self.method in ("*", method) and bool(self.path.search(path))
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
@@ -161,6 +180,11 @@ async def discord_middleware(request: web.Request, handler: Handler) -> web.Stre
             _check_auth(request, path, double.world.bot_token)
             response = await handler(request)
             response.headers.update(_bucket_headers(request, 4))
+            hold = next((h for h in double.holds if h.matches(request.method, path)), None)
+            if hold is not None:
+                hold.remaining -= 1
+                hold.reached.set()
+                await hold.released.wait()
     except ApiError as exc:
         response = json_response(exc.body, exc.status)
     except web.HTTPNotFound:
