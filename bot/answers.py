@@ -2,7 +2,8 @@
 
 Deferring first would make every answer, errors included, take the deferral's visibility:
 after a public "thinking..." the tree's ephemeral error reply would show to everyone. So the
-engine call gets `DEFER_AFTER` seconds to finish; only a slower call is deferred."""
+engine call gets `DEFER_AFTER` seconds to finish; only a slower call is deferred, and if it
+then fails, the tree deletes the public "thinking..." before answering privately."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import discord
 
 T = TypeVar("T")
 DEFER_AFTER = 2.0  # Discord wants the first answer within 3 s
+DEFERRED_PUBLICLY = "deferred_publicly"  # key in `interaction.extras`
 QUIET = discord.AllowedMentions.none()
 
 
@@ -27,6 +29,8 @@ async def in_time(
         return await asyncio.wait_for(asyncio.shield(task), DEFER_AFTER)
     except TimeoutError:
         await interaction.response.defer(thinking=True, ephemeral=ephemeral)
+        # A late error must not take the place of this public "thinking…" (bot/tree.py).
+        interaction.extras[DEFERRED_PUBLICLY] = not ephemeral
         return await task
 
 

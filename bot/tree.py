@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import discord
 from discord import app_commands
 
+from bot.answers import DEFERRED_PUBLICLY
 from engine.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -17,6 +19,11 @@ async def reply_privately(interaction: discord.Interaction, text: str) -> None:
     """An ephemeral answer, whether or not the interaction was answered or deferred before."""
     quiet = discord.AllowedMentions.none()
     if interaction.response.is_done():
+        if interaction.extras.pop(DEFERRED_PUBLICLY, False):
+            # The first followup would replace the public "thinking…" and show to everyone:
+            # remove that message, so the followup is a new, private one.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=quiet)
     else:
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=quiet)

@@ -311,6 +311,26 @@ async def test_slow_commands_are_deferred_and_answered_after(
         await w.seen(lambda m: "alice joins as **Ash**" in m.content and not m.loading)
 
 
+async def test_an_error_after_a_public_deferral_is_still_private(
+    tmp_path: Path,
+    discord_double: DiscordDouble,
+    llm_server: LLMDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(answers, "DEFER_AFTER", 0.0)  # the engine's answer comes "late"
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+        nothing = await w.command(w.alice, "undo")
+        assert nothing.response_type == 5  # a public "thinking…" first
+        await eventually(lambda: nothing.followups)
+        [said] = nothing.followups
+        assert "no turn to take back" in said.content
+        assert said.flags & 64  # only alice sees it
+        assert nothing.original is not None and nothing.original.deleted
+        public = [m.content for m in discord_double.read_channel(w.channel, as_user=w.bob)]
+        assert not [t for t in public if "no turn" in t]
+
+
 async def test_an_unexpected_error_is_logged_and_answered_briefly(
     tmp_path: Path,
     discord_double: DiscordDouble,

@@ -380,12 +380,13 @@ class InteractionsMixin:
         m.flags &= ~LOADING
 
     def followup(self, inv: Invocation, data: dict[str, Any]) -> Message:
-        """A followup; the first one after a deferral replaces the 'thinking…' message."""
+        """A followup; the first one after a deferral replaces the 'thinking…' message (unless
+        that was deleted: then it is a new message with its own flags)."""
         if inv.response_type is None:
             raise errors.unknown("Webhook", errors.UNKNOWN_WEBHOOK)
         validate_message(data, creating=True)
         original = inv.original
-        if original is not None and original.flags & LOADING:
+        if original is not None and original.flags & LOADING and not original.deleted:
             self.apply_edit(original, data)
             self.publish_update(original)
             return original
