@@ -1,9 +1,11 @@
-"""Ending, pausing or regenerating while a turn is being written stops it (design §4): the
-stream is closed, nothing of that turn is stored, and the players' messages are not lost."""
+"""What happens while a turn is being written. Ending, pausing or regenerating stops it
+(design §4): the stream is closed, nothing of that turn is stored, and the players' messages
+are not lost. Changes made elsewhere meanwhile are respected when the turn is stored."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ from sqlalchemy import func, select
 
 from engine.db import models as m
 from engine.facade import Engine
+from engine.turns.director import step_toward
 from engine.turns.pipeline import TURN_DROPPED
 from engine.usecases.playthroughs import STOPPED
 from tests.engine_support import (
@@ -173,3 +176,21 @@ async def test_input_answered_by_another_process_meanwhile_is_not_answered_twice
         recap = await engine.recap(CHANNEL)
         assert recap.turn_count == 1
         assert [p.text for p in recap.recent].count("I open the letter.") == 1
+
+
+async def test_a_moderator_edit_made_while_a_turn_is_written_is_kept(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # The director's relationship steps apply to the value as it is when the turn is stored,
+    # not as it was when the turn began: here a moderator raises Mira's trust in Ash mid-turn.
+    step = {"source": "mira", "target": "ash", "trust": 0.1, "reason": "he shut the door"}
+    answer = {"summary": "Ash shut the door.", "relationships": [step]}
+    llm_server.reply("director", json.dumps(answer))
+    sink = ElsewhereSink()
+    async with running_engine(tmp_path, llm_server.base_url, catalog, sink=sink) as (engine, _):
+        await begin(engine)
+        sink.act = lambda: engine.set_relationship(CHANNEL, MOD, "mira", "ash", trust=0.9)
+        await play(engine, "I shut the door.")
+        assert sink.act is None  # the edit came mid-turn
+        [rel] = [r for r in await engine.relationships(CHANNEL, "Mira") if r.target_key == "ash"]
+        assert rel.trust == step_toward(0.9, 0.1, "trust") > 0.9

@@ -123,6 +123,14 @@ class Edit:
     target: str
     value: Any
     reason: str
+    # For relationship fields: the step asked for. The value is applied as a step from the
+    # row as it is when the turn is written (`value` is that step from the turn's start),
+    # so a moderator's edit made while the turn was written is not overwritten.
+    delta: float | None = None
+
+    def value_from(self, current: Any) -> Any:
+        """What to write, given the target's value at write time."""
+        return self.value if self.delta is None else step_toward(current, self.delta, self.kind)
 
 
 @dataclass(frozen=True)
@@ -163,8 +171,10 @@ class _Planner:
         self.location = state.scene_location
         self.entering: set[str] = set()
 
-    def edit(self, kind: str, target: str, value: Any, reason: str) -> None:
-        self.edits.append(Edit(kind, target, value, _clean(reason)[:MAX_REASON]))
+    def edit(
+        self, kind: str, target: str, value: Any, reason: str, delta: float | None = None
+    ) -> None:
+        self.edits.append(Edit(kind, target, value, _clean(reason)[:MAX_REASON], delta))
 
     def character(self, name: str, what: str, *, npc_only: bool = False) -> CharacterState | None:
         key = self._characters.get(_clean(name).lower())
@@ -268,7 +278,7 @@ class _Planner:
                 if abs(applied - delta_sum) > 0.0005:
                     self.notes.append(f"clamped {field} {label} {delta_sum:+.2f} to {applied:+.2f}")
                 if new != current:
-                    self.edit(field, label, new, reason)
+                    self.edit(field, label, new, reason, delta_sum)
 
     def flags(self, changes: list[FlagChange]) -> None:
         wanted: dict[str, tuple[bool | int | float | str, str]] = {}

@@ -306,7 +306,10 @@ class TurnPipeline(EngineCore):
                 # Story characters who saw the turn remember it; players remember for themselves.
                 witnesses = {c.key for c in state.present_characters() if not c.is_player}
                 for edit in plan.edits:
-                    await editor.set(edit.kind, edit.target, edit.value, edit.reason)
+                    value = edit.value
+                    if edit.delta is not None:  # a step from the row as it is now
+                        value = edit.value_from(await editor.get(edit.kind, edit.target))
+                    await editor.set(edit.kind, edit.target, value, edit.reason)
                     if edit.kind == "present" and edit.value is True:
                         witnesses.add(edit.target)
                 summary = plan.summary or _fallback_summary(posts)
