@@ -125,7 +125,7 @@ def test_a_delta_is_capped_per_turn() -> None:
     result = plan(
         relationships=[RelationshipDelta(source="Bram", target="alice", trust=0.4, reason="saved")]
     )
-    assert result.edits == (Edit("trust", "bram->alice", 0.15, "saved"),)
+    assert result.edits == (Edit("trust", "bram->alice", 0.15, "saved", delta=0.4),)
     assert result.notes == ("clamped trust bram->alice +0.40 to +0.15",)
 
 
@@ -159,7 +159,7 @@ def test_deltas_for_one_pair_add_up_under_one_cap() -> None:
             RelationshipDelta(source="bram", target="alice", affection=0.1, reason="b"),
         ]
     )
-    assert result.edits == (Edit("affection", "bram->alice", 0.15, "a; b"),)
+    assert result.edits == (Edit("affection", "bram->alice", 0.15, "a; b", delta=0.2),)
 
 
 def test_unknown_names_and_player_sources_are_dropped_with_notes() -> None:
@@ -174,7 +174,7 @@ def test_unknown_names_and_player_sources_are_dropped_with_notes() -> None:
         moods=[MoodChange(character="Alice", mood="angry"), MoodChange(character="Zed", mood="x")],
         presence=[PresenceChange(character="alice", present=False)],
     )
-    assert result.edits == (Edit("affection", "bram->mira", 0.05, ""),)
+    assert result.edits == (Edit("affection", "bram->mira", 0.05, "", delta=0.05),)
     assert result.notes == (
         "dropped presence change: Alice is a player character",
         'dropped relationship: unknown character "Zed"',
