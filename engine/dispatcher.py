@@ -71,9 +71,9 @@ def _settle_error(future: asyncio.Future[Any], error: BaseException) -> None:
         future.set_exception(error)
 
 
-def _worker_cancelled() -> bool:
+def current_task_cancelling() -> bool:
     """Whether the current task itself is being cancelled, as opposed to a stray
-    CancelledError escaping from the callback (e.g. a stream it closed on purpose)."""
+    CancelledError escaping from what it awaited (e.g. a stream or task stopped on purpose)."""
     task = asyncio.current_task()
     return task is None or task.cancelling() > 0
 
@@ -219,7 +219,7 @@ class ChannelDispatcher:
         try:
             await self._run_turn(channel_id)
         except asyncio.CancelledError:
-            if _worker_cancelled():
+            if current_task_cancelling():
                 raise
             log.warning("turn in channel %s was cancelled from inside", channel_id)
         except Exception:
@@ -231,7 +231,7 @@ class ChannelDispatcher:
         try:
             result = await job.run()
         except asyncio.CancelledError:
-            if _worker_cancelled():
+            if current_task_cancelling():
                 # The caller's own task was not cancelled: answer in words, not by cancelling it.
                 _settle_error(job.future, DispatcherClosed())
                 raise

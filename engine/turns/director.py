@@ -128,10 +128,6 @@ class Edit:
     # so a moderator's edit made while the turn was written is not overwritten.
     delta: float | None = None
 
-    def value_from(self, current: Any) -> Any:
-        """What to write, given the target's value at write time."""
-        return self.value if self.delta is None else step_toward(current, self.delta, self.kind)
-
 
 @dataclass(frozen=True)
 class DirectorPlan:

@@ -21,6 +21,7 @@ from enum import Enum
 from typing import Final, Literal
 
 from engine.db.statements import Runner
+from engine.dispatcher import current_task_cancelling
 from engine.llm import LLMBadOutput, LLMError
 from engine.results import Post, TurnResult
 from engine.state.arcs import advance_arcs
@@ -28,7 +29,7 @@ from engine.state.editor import StateEditor
 from engine.state.snapshot import Snapshot
 from engine.turns import store
 from engine.turns.context import ContextParts, build_scene_context
-from engine.turns.director import DirectorOutput, DirectorPlan, plan_changes
+from engine.turns.director import DirectorOutput, DirectorPlan, plan_changes, step_toward
 from engine.turns.prompts import director_messages
 from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
 from engine.usecases.base import EngineCore
@@ -41,12 +42,6 @@ TURN_DROPPED = (
     "The story changed while this turn was being written (it was paused or ended, or its "
     "messages were answered by another process), so the turn was not kept."
 )
-
-
-def _being_cancelled() -> bool:
-    """Whether the current task itself is being cancelled (not only a task it awaits)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 class _Seen(Enum):
@@ -104,7 +99,7 @@ class TurnPipeline(EngineCore):
         try:
             outcome = await generation
         except asyncio.CancelledError:
-            if not generation.cancelled() or _being_cancelled():
+            if not generation.cancelled() or current_task_cancelling():
                 raise
             reason = self.stop_reasons.pop(channel_id, None)
             log.info("turn %s in channel %s stopped: %s", turn_input.number, channel_id, reason)
@@ -308,7 +303,8 @@ class TurnPipeline(EngineCore):
                 for edit in plan.edits:
                     value = edit.value
                     if edit.delta is not None:  # a step from the row as it is now
-                        value = edit.value_from(await editor.get(edit.kind, edit.target))
+                        current = await editor.get(edit.kind, edit.target)
+                        value = step_toward(current, edit.delta, edit.kind)
                     await editor.set(edit.kind, edit.target, value, edit.reason)
                     if edit.kind == "present" and edit.value is True:
                         witnesses.add(edit.target)

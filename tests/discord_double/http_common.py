@@ -71,8 +71,19 @@ class RecordedRequest:
     files: list[str] = field(default_factory=list)
 
 
+class _MatchesRequests:
+    """The next `remaining` requests with `method` (or any, "*") and a path `path` finds."""
+
+    method: str
+    path: re.Pattern[str]
+    remaining: int
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.remaining > 0 and self.method in ("*", method) and bool(self.path.search(path))
+
+
 @dataclass
-class Hold:
+class Hold(_MatchesRequests):
     """The next `remaining` requests matching are carried out, but their answers wait until
     `release()`: as when Discord has created a message and the reply is still on its way."""
 
@@ -82,15 +93,12 @@ class Hold:
     reached: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def matches(self, method: str, path: str) -> bool:
-        return self.remaining > 0 and self.method in ("*", method) and bool(self.path.search(path))
-
     def release(self) -> None:
         self.released.set()
 
 
 @dataclass
-class Fault:
+class Fault(_MatchesRequests):
     method: str
     path: re.Pattern[str]
     status: int
@@ -98,9 +106,6 @@ class Fault:
     retry_after: float = 0.0
     is_global: bool = False
     scope: str = "user"
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.remaining > 0 and self.method in ("*", method) and bool(self.path.search(path))
 
 
 async def body_of(request: web.Request) -> dict[str, Any]:
