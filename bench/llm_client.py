@@ -21,7 +21,7 @@ import time
 from common import WORDS, ExternalDouble, bench_gateway, machine, peak_rss_mib
 
 from engine.llm import LLMGateway, Messages, estimate_messages_tokens
-from engine.turns.director import DirectorOutput
+from engine.turns.director_output import DirectorOutput
 
 WARMUP = 20
 

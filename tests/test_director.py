@@ -19,17 +19,19 @@ from engine.state.snapshot import (
 from engine.stories.schema import StoryFile
 from engine.turns.director import (
     MAX_STEP,
-    DirectorOutput,
     DirectorPlan,
     Edit,
+    director_instructions,
+    plan_changes,
+)
+from engine.turns.director_output import (
+    DirectorOutput,
     FlagChange,
     Learned,
     MoodChange,
     PresenceChange,
     RelationshipDelta,
     SceneChange,
-    director_instructions,
-    plan_changes,
 )
 
 RANGES = {"trust": (-1.0, 1.0), "affection": (-1.0, 1.0), "familiarity": (0.0, 1.0)}
@@ -115,6 +117,63 @@ def test_parsing_is_tolerant() -> None:
     assert output.scene == SceneChange(weather="fog")
     assert output.flags == [FlagChange(name="a", value=2)]
     assert DirectorOutput.model_validate({}) == DirectorOutput()
+
+
+def test_near_misses_of_the_shape_are_read_and_bad_entries_dropped_alone() -> None:
+    output = DirectorOutput.model_validate(
+        {
+            "flags": {"door_open": True, "count": 2},
+            "presence": {"bram": True},
+            "learned": {"mira": "Ash carries a letter."},
+            "relationships": {"source": "mira", "target": "ash", "trust": 0.1},
+            "moods": ["wary", {"character": "mira", "mood": "calm", "intent": ["x"]}],
+            "scene": {"location": ["hall"], "weather": "fog"},
+            "summary": 12,
+        }
+    )
+    assert output.flags == [
+        FlagChange(name="door_open", value=True),
+        FlagChange(name="count", value=2),
+    ]
+    assert output.presence == [PresenceChange(character="bram", present=True)]
+    assert output.learned == [Learned(character="mira", fact="Ash carries a letter.")]
+    assert output.relationships == [RelationshipDelta(source="mira", target="ash", trust=0.1)]
+    assert output.moods == [MoodChange(character="mira", mood="calm")]
+    assert output.scene == SceneChange(weather="fog")
+    assert output.summary == ""
+    assert output.parse_notes == (
+        "dropped a moods entry: not an object",
+        "ignored intent of a moods entry: wrong type",
+        "ignored location of the scene change: wrong type",
+        "ignored summary: wrong type",
+    )
+    # The notes reach the plan, so the event log says what was left out.
+    assert plan_changes(output, make_state()).notes[:4] == output.parse_notes
+
+
+def test_runaway_lists_are_cut() -> None:
+    output = DirectorOutput.model_validate(
+        {"flags": [{"name": f"f{i}", "value": i} for i in range(500)]}
+    )
+    assert len(output.flags) == 100
+    assert output.parse_notes == ("dropped flags entries over the first 100",)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+FIELDS = st.sampled_from(
+    ["summary", "relationships", "flags", "learned", "presence", "moods", "scene", "importance"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.dictionaries(FIELDS | st.text(max_size=8), JSON, max_size=8))
+def test_any_json_object_parses(data: dict[str, Any]) -> None:
+    output = DirectorOutput.model_validate(data)
+    plan_changes(output, make_state())  # and plans without raising
 
 
 def test_an_empty_answer_changes_nothing() -> None:

@@ -347,7 +347,7 @@ async def test_model_output_mentions_are_kept_as_text(
 @pytest.mark.parametrize(
     "reply",
     [
-        '{"relationships": "lots", "flags": {"door_open": true}}',
+        '{"relationships": "lots", "flags": {"door_open": [true]}}',
         "[1, 2, 3]",
         '{"flags": [{"name": 5, "value": [1]}], "presence": [{"character": null}]}',
         '{"relationships": [{"source": "mira", "target": "ash", "trust": "NaN"}]}',
@@ -371,3 +371,38 @@ async def test_model_output_of_any_shape_never_corrupts_state(
         # And the next turn still works.
         await turn(engine, ASH_USER, "Again.")
         assert len(sink.results) == 2
+
+
+async def test_a_partly_malformed_answer_keeps_its_good_parts(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # Near-misses of the asked-for shape, as small models in json_object mode write them:
+    # maps instead of lists, an entry without its target, a wrongly typed field.
+    llm_server.reply(
+        "director",
+        json.dumps(
+            {
+                "summary": "Mira unlocked the door.",
+                "flags": {"door_open": True},
+                "relationships": [
+                    {"source": "mira", "target": "ash", "trust": 0.1, "reason": "helped"},
+                    {"source": "mira", "trust": 0.1},
+                ],
+                "moods": {"mira": "relieved", "vesna": {"mood": "sly", "intent": 7}},
+                "importance": "high",
+            }
+        ),
+    )
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, sink):
+        await begin(engine, (ASH_USER, "ash"))
+        await turn(engine, ASH_USER, "I help Mira with the lock.")
+        flags = {f.name: f.value for f in await engine.flags(CHANNEL)}
+        assert flags["door_open"] is True
+        [rel] = [r for r in await engine.relationships(CHANNEL, "ash") if r.source_key == "mira"]
+        assert rel.trust > 0.1  # from the story's 0.1, damped
+        moods = {c.key: c.mood for c in await engine.characters(CHANNEL)}
+        assert moods["mira"] == "relieved" and moods["vesna"] == "sly"
+        notes = sink.results[0].notes
+        assert "dropped a relationships entry: target missing or of the wrong type" in notes
+        assert "ignored intent of a moods entry: wrong type" in notes
+        assert "ignored importance: wrong type" in notes

@@ -314,8 +314,9 @@ class LLMGateway:
         try:
             return schema.model_validate(data)
         except ValidationError as error:
+            count = error.error_count()
             raise LLMBadOutput(
-                f"The language model's JSON did not fit ({error.error_count()} problems)."
+                f"The language model's JSON did not fit ({count} problem{'s' * (count != 1)})."
             ) from None
 
     async def _complete(

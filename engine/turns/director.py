@@ -1,9 +1,10 @@
 """The director's JSON, validated and clamped into edits.
 
-After the scene, the director call returns JSON (`DirectorOutput`, parsed tolerantly: unknown
-fields ignored, missing or null fields default). `plan_changes` turns it into `Edit`s in the
-change kinds of `engine.state.editor`, plus one note per thing dropped, clamped or trimmed. It
-never raises and every number it yields is finite. The documented rules and ranges:
+After the scene, the director call returns JSON (`DirectorOutput`, parsed tolerantly by
+`engine.turns.director_output`: a bad entry costs only that entry). `plan_changes` turns it
+into `Edit`s in the change kinds of `engine.state.editor`, plus one note per thing dropped,
+clamped or trimmed (parsing's notes first). It never raises and every number it yields is
+finite. The documented rules and ranges:
 
 - Names: characters and locations by key or display name, case-insensitive (a key wins over
   another entry's name). Unknown names are dropped with a note.
@@ -39,10 +40,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
-
 from engine.state.snapshot import CharacterState, Snapshot
 from engine.stories.schema import AFFECTION_RANGE, FAMILIARITY_RANGE, KEY_PATTERN, TRUST_RANGE
+from engine.turns.director_output import (
+    DirectorOutput,
+    FlagChange,
+    Learned,
+    MoodChange,
+    PresenceChange,
+    RelationshipDelta,
+    SceneChange,
+)
 
 MAX_STEP = {"trust": 0.15, "affection": 0.15, "familiarity": 0.10}
 RANGES = {"trust": TRUST_RANGE, "affection": AFFECTION_RANGE, "familiarity": FAMILIARITY_RANGE}
@@ -53,68 +61,6 @@ MAX_SCENE_TEXT, MAX_SUMMARY, MAX_REASON = 100, 500, 200
 
 _FLAG_NAME = re.compile(KEY_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_default(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
-
-
-class RelationshipDelta(_Lenient):
-    source: str
-    target: str
-    trust: float = 0
-    affection: float = 0
-    familiarity: float = 0
-    reason: str = ""
-
-
-class FlagChange(_Lenient):
-    name: str
-    value: bool | int | float | str
-    reason: str = ""
-
-
-class Learned(_Lenient):
-    character: str
-    fact: str
-
-
-class PresenceChange(_Lenient):
-    character: str
-    present: bool
-    reason: str = ""
-
-
-class MoodChange(_Lenient):
-    character: str
-    mood: str = ""
-    intent: str = ""
-
-
-class SceneChange(_Lenient):
-    location: str | None = None
-    time_of_day: str | None = None
-    weather: str | None = None
-    tone: str | None = None
-    reason: str = ""
-
-
-class DirectorOutput(_Lenient):
-    summary: str = ""
-    relationships: list[RelationshipDelta] = []
-    flags: list[FlagChange] = []
-    learned: list[Learned] = []
-    presence: list[PresenceChange] = []
-    moods: list[MoodChange] = []
-    scene: SceneChange | None = None
-    importance: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -345,6 +291,7 @@ def _lookup(names: dict[str, str]) -> dict[str, str]:
 def plan_changes(output: DirectorOutput, state: Snapshot) -> DirectorPlan:
     """The safe edits for a director's answer, in the order they should be applied."""
     planner = _Planner(state)
+    planner.notes.extend(output.parse_notes)
     planner.scene(output.scene)
     planner.presence(output.presence)
     planner.relationships(output.relationships)

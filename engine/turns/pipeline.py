@@ -29,7 +29,8 @@ from engine.state.editor import StateEditor
 from engine.state.snapshot import Snapshot
 from engine.turns import store
 from engine.turns.context import ContextParts, build_scene_context
-from engine.turns.director import DirectorOutput, DirectorPlan, plan_changes, step_toward
+from engine.turns.director import DirectorPlan, plan_changes, step_toward
+from engine.turns.director_output import DirectorOutput
 from engine.turns.prompts import director_messages
 from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
 from engine.usecases.base import EngineCore
