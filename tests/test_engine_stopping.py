@@ -194,3 +194,35 @@ async def test_a_moderator_edit_made_while_a_turn_is_written_is_kept(
         assert sink.act is None  # the edit came mid-turn
         [rel] = [r for r in await engine.relationships(CHANNEL, "Mira") if r.target_key == "ash"]
         assert rel.trust == step_toward(0.9, 0.1, "trust") > 0.9
+
+
+async def test_a_moderator_flag_or_scene_edit_made_during_a_turn_wins(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # The director set flags, moods and the scene from the state the turn began with; a
+    # moderator's change made meanwhile is newer, so it stays, and the rest of the turn lands.
+    answer = {
+        "summary": "Ash forced the door.",
+        "flags": [{"name": "door_open", "value": True}],
+        "scene": {"weather": "clearing"},
+        "moods": [{"character": "mira", "mood": "startled"}],
+    }
+    llm_server.reply("director", json.dumps(answer))
+    sink = ElsewhereSink()
+    async with running_engine(tmp_path, llm_server.base_url, catalog, sink=sink) as (engine, _):
+        await begin(engine)
+
+        async def moderate() -> None:
+            await engine.set_flag(CHANNEL, MOD, "door_open", "barred")
+            await engine.set_scene(CHANNEL, MOD, weather="hail")
+
+        sink.act = moderate
+        await play(engine, "I put my shoulder to the door.")
+        assert sink.act is None  # the edits came mid-turn
+        flags = {f.name: f.value for f in await engine.flags(CHANNEL)}
+        assert flags["door_open"] == "barred"
+        assert (await engine.scene(CHANNEL)).weather == "hail"
+        moods = {c.key: c.mood for c in await engine.characters(CHANNEL)}
+        assert moods["mira"] == "startled"
+        [result] = sink.results
+        assert "kept flag door_open: changed during the turn" in result.notes

@@ -128,6 +128,10 @@ class StateEditor:
     async def get(self, kind: str, target: str) -> Any:
         return await self._readers[kind](target)
 
+    async def shown(self, kind: str, target: str) -> Any:
+        """The current value as people see it (a flag's value, an arc's status)."""
+        return _shown(kind, await self.get(kind, target))
+
     async def set(self, kind: str, target: str, value: Any, reason: str = "") -> ChangeView | None:
         """Apply one change and record it; a change to the same value records nothing."""
         before = await self.get(kind, target)

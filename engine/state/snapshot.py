@@ -129,6 +129,17 @@ class Snapshot:
     def turn(self) -> int:
         return self.turn_count
 
+    def value_of(self, kind: str, target: str) -> Any:
+        """The value a flag, character or scene change of `kind` would change, as shown."""
+        if kind == "flag":
+            return self.flag(target)
+        if kind == "scene":
+            return self.scene_location if target == "location" else getattr(self, target, None)
+        character = self.characters.get(target)
+        if character is None:
+            return None
+        return getattr(character, "location_key" if kind == "location" else kind, None)
+
     def apply(self, change: ChangeView) -> None:
         """Follow a change made in the database, so conditions see it without a reload."""
         kind, target, value = change.kind, change.target, change.after

@@ -43,6 +43,8 @@ TURN_DROPPED = (
     "The story changed while this turn was being written (it was paused or ended, or its "
     "messages were answered by another process), so the turn was not kept."
 )
+# The director's edits that set a value outright (relationships are steps, knowledge adds).
+SET_OUTRIGHT = frozenset({"flag", "mood", "intent", "present", "location", "scene"})
 
 
 class _Seen(Enum):
@@ -301,11 +303,22 @@ class TurnPipeline(EngineCore):
                     editor.rows.preload(table, rows)
                 # Story characters who saw the turn remember it; players remember for themselves.
                 witnesses = {c.key for c in state.present_characters() if not c.is_player}
+                kept: list[str] = []
+                done: set[tuple[str, str]] = set()
                 for edit in plan.edits:
                     value = edit.value
                     if edit.delta is not None:  # a step from the row as it is now
                         current = await editor.get(edit.kind, edit.target)
                         value = step_toward(current, edit.delta, edit.kind)
+                    elif edit.kind in SET_OUTRIGHT and (edit.kind, edit.target) not in done:
+                        # Changed since the turn began (a moderator, mostly): that change
+                        # is newer than what the director saw, so it stays.
+                        was = state.value_of(edit.kind, edit.target)
+                        now = await editor.shown(edit.kind, edit.target)
+                        if now != was or type(now) is not type(was):
+                            kept.append(f"kept {edit.kind} {edit.target}: changed during the turn")
+                            continue
+                    done.add((edit.kind, edit.target))
                     await editor.set(edit.kind, edit.target, value, edit.reason)
                     if edit.kind == "present" and edit.value is True:
                         witnesses.add(edit.target)
@@ -319,9 +332,8 @@ class TurnPipeline(EngineCore):
                 await advance_arcs(editor, state)
                 await editor.save()
                 await store.insert_summary(runner, pt.id, number, summary, plan.importance)
-                notes = list(plan.notes) + [
-                    f"dropped line for a player: {d}" for d in parser.dropped
-                ]
+                notes = [*plan.notes, *kept]
+                notes += [f"dropped line for a player: {d}" for d in parser.dropped]
                 apply_ms = (time.perf_counter() - started) * 1000
                 data = {
                     "context_tokens": tokens,
