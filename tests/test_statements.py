@@ -85,6 +85,20 @@ async def test_values_round_trip_as_through_the_orm(db: Database) -> None:
     assert found[3] == stored[6].created_at
 
 
+def _insert_summary_memory() -> Any:
+    # `kind` has a column default ("fact"); the value given here must win over it.
+    return insert(m.Memory).values(playthrough_id=1, kind="summary", content=bindparam("text"))
+
+
+async def test_a_value_given_in_the_statement_wins_over_the_column_default(db: Database) -> None:
+    async with db.writing() as runner:
+        await runner.run(_insert_summary_memory, text="Mira hid the key.")
+    async with db.read() as session:
+        stored = (await session.scalars(select(m.Memory))).one()
+    assert (stored.kind, stored.content) == ("summary", "Mira hid the key.")
+    assert isinstance(stored.created_at, datetime)  # a column left out still gets its default
+
+
 async def test_a_failed_statement_raises_sqlalchemy_errors_and_rolls_back(db: Database) -> None:
     async with db.writing() as runner:
         await runner.run(_insert_message, pid=1, content="first", discord=99)

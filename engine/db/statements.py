@@ -57,7 +57,11 @@ class Prepared:
         if isinstance(statement, Insert):
             for column in statement.table.columns:
                 default = column.default
-                if column.key in self.names and default is not None:
+                bind = compiled.binds.get(column.key)
+                # A value the statement gives (`values(kind="summary")`) wins over the
+                # column's default; only a column left out gets the default.
+                given = bind is not None and (bind.value is not None or bind.callable is not None)
+                if column.key in self.names and default is not None and not given:
                     arg: Any = getattr(default, "arg", None)
                     if getattr(default, "is_callable", False):
                         self._defaults[column.key] = functools.partial(arg, None)
