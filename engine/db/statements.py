@@ -57,10 +57,12 @@ class Prepared:
         if isinstance(statement, Insert):
             for column in statement.table.columns:
                 default = column.default
-                bind = compiled.binds.get(column.key)
+                given_bind = compiled.binds.get(column.key)
                 # A value the statement gives (`values(kind="summary")`) wins over the
                 # column's default; only a column left out gets the default.
-                given = bind is not None and (bind.value is not None or bind.callable is not None)
+                given = given_bind is not None and (
+                    given_bind.value is not None or given_bind.callable is not None
+                )
                 if column.key in self.names and default is not None and not given:
                     arg: Any = getattr(default, "arg", None)
                     if getattr(default, "is_callable", False):
