@@ -104,3 +104,38 @@ def test_migrations_match_models_and_downgrade_cleanly(tmp_path: Path) -> None:
         rows = connection.execute("select name from sqlite_master where type = 'table'")
         tables = {row[0] for row in rows}
     assert tables <= {"alembic_version"}
+
+
+def test_upgrading_repairs_stored_summaries_and_indexes_them_for_recall(tmp_path: Path) -> None:
+    # Databases made before the recall migration hold turn summaries stored as kind "fact".
+    path = tmp_path / "old.db"
+    config = alembic_config(f"sqlite+aiosqlite:///{path}")
+    command.upgrade(config, "ef4e83849a5a")
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "insert into stories (id, key, title, content_hash, source_path, data, created_at)"
+            " values (1, 's', 'S', 'h', 's.toml', '{}', '2026-01-01')"
+        )
+        connection.execute(
+            "insert into playthroughs (id, story_id, guild_id, channel_id, status, settings,"
+            " turn_count, created_at) values (1, 1, 1, 1, 'active', '{}', 1, '2026-01-01')"
+        )
+        connection.execute(
+            "insert into memories (playthrough_id, kind, content, importance, turn_from,"
+            " turn_to, created_at) values (1, 'fact', 'Mira hid the key.', 0.5, 1, 1,"
+            " '2026-01-01')"
+        )
+    command.upgrade(config, "head")
+    with sqlite3.connect(path) as connection:
+        kinds = connection.execute("select kind from memories").fetchall()
+        found = connection.execute(
+            "select rowid from memories_fts where memories_fts match 'playthrough_id : 1 AND key'"
+        ).fetchall()
+        connection.execute("pragma foreign_keys = on")  # as the engine's connections have
+        connection.execute("delete from playthroughs")  # cascades to memories...
+        left = connection.execute(
+            "select rowid from memories_fts where memories_fts match 'key'"
+        ).fetchall()
+    assert kinds == [("summary",)]
+    assert found == [(1,)]
+    assert left == []  # ...and the triggers take it out of the index

@@ -321,8 +321,11 @@ class Change(Base):
 class Memory(Base):
     __tablename__ = "memories"
     __table_args__ = (
-        # Summaries are read newest first by turn (prompts, recaps).
+        # Summaries are read newest first by turn (prompts, recaps), and the most important
+        # older ones are recalled (engine.turns.memory). On SQLite the full-text index
+        # `memories_fts` (made by a migration, kept by triggers) finds the relevant ones.
         Index("ix_memories_playthrough_kind_turn", "playthrough_id", "kind", "turn_to"),
+        Index("ix_memories_playthrough_kind_importance", "playthrough_id", "kind", "importance"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

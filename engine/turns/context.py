@@ -3,13 +3,15 @@
 What goes in, in order: the rules of the script, the story's setting, the scene, who is
 present (with personality, speech, mood and intent), what each present character privately
 knows, relationships among those present, player characters, flags, active arc and episode
-goals, lore entries triggered by recent words, summaries of earlier events, the recent
+goals, lore entries triggered by recent words, summaries of older turns recalled because
+they may matter now (engine.turns.memory), summaries of earlier events, the recent
 transcript, and this turn's player input.
 
 When the whole does not fit the budget, parts are dropped in this order, each step logged
-in the turn's event: the oldest transcript lines (down to the last four), older summaries
-(down to two), lore entries (last triggered first), each present character's older
-witnessed knowledge, and finally the story's long descriptions (backstory first).
+in the turn's event: the oldest transcript lines (down to the last four), recalled
+summaries (oldest first), older summaries (down to two), lore entries (last triggered
+first), each present character's older witnessed knowledge, and finally the story's long
+descriptions (backstory first).
 This turn's player input, the rules and the scene are never dropped.
 """
 
@@ -22,6 +24,7 @@ from typing import NamedTuple
 from engine.llm.tokens import estimate_tokens
 from engine.state.snapshot import CharacterState, Snapshot
 from engine.stories.schema import LoreEntry
+from engine.turns.memory import Recalled
 
 MIN_TRANSCRIPT_LINES = 4
 MIN_SUMMARIES = 2
@@ -55,6 +58,7 @@ class ContextParts:
     inputs: list[Line]
     knowledge: list[KnownFact]
     summaries: list[str]
+    recalled: list[Recalled] = field(default_factory=list)  # older turns (engine.turns.memory)
 
     def inputs_text(self) -> str:
         return "\n".join(line.render() for line in self.inputs)
@@ -127,6 +131,7 @@ class _Sections:
         self.words = words
         self.transcript = list(parts.transcript)
         self.summaries = list(parts.summaries)
+        self.recalled = list(parts.recalled)
         recent = " ".join(line.text for line in parts.transcript[-LORE_SCAN_LINES:] + parts.inputs)
         self.lore = triggered_lore(parts.state, recent)
         self.witnessed = MAX_WITNESSED
@@ -173,6 +178,11 @@ class _Sections:
         sections += self._goals()
         if self.lore:
             sections.append("LORE:\n" + "\n".join(f"- {e.content}" for e in self.lore))
+        if self.recalled:
+            sections.append(
+                "LONG AGO (recalled because it may matter now):\n"
+                + "\n".join(f"- (turn {r.turn}) {r.summary}" for r in self.recalled)
+            )
         if self.summaries:
             sections.append("EARLIER:\n" + "\n".join(f"- {s}" for s in self.summaries))
         return "\n\n".join(sections)
@@ -245,6 +255,9 @@ class _Sections:
         if len(self.transcript) > MIN_TRANSCRIPT_LINES:
             del self.transcript[0]
             return "transcript_lines"
+        if self.recalled:
+            del self.recalled[0]
+            return "recalled"
         if len(self.summaries) > MIN_SUMMARIES:
             del self.summaries[0]
             return "summaries"

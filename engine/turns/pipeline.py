@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from engine.turns import store
 from engine.turns.context import ContextParts, build_scene_context
 from engine.turns.director import DirectorPlan, plan_changes, step_toward
 from engine.turns.director_output import DirectorOutput
+from engine.turns.memory import MemoryRecall
 from engine.turns.prompts import director_messages
 from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
 from engine.usecases.base import EngineCore
@@ -43,6 +45,9 @@ TURN_DROPPED = (
     "The story changed while this turn was being written (it was paused or ended, or its "
     "messages were answered by another process), so the turn was not kept."
 )
+# The prompt has the summaries of the turns before the recent transcript; older ones are
+# recalled (engine.turns.memory).
+RECALL_AFTER = 2 * store.MAX_SUMMARIES
 # The director's edits that set a value outright (relationships are steps, knowledge adds).
 SET_OUTRIGHT = frozenset({"flag", "mood", "intent", "present", "location", "scene"})
 
@@ -65,6 +70,10 @@ class TurnInput:
 
 
 class TurnPipeline(EngineCore):
+    @functools.cached_property
+    def memory(self) -> MemoryRecall:
+        return MemoryRecall(self.db.engine.dialect.name == "sqlite")
+
     async def _run_turn_safely(self, channel_id: int) -> None:
         try:
             await self._run_turn(channel_id)
@@ -81,6 +90,13 @@ class TurnPipeline(EngineCore):
         if read is None:
             return
         turn_input, state, version, parts = read
+        until = turn_input.number - 1 - RECALL_AFTER
+        if until >= 1:  # turns older than the summaries the prompt already has
+            # What the players write now says what matters; without it, the last words.
+            texts = [line.text for line in parts.inputs or parts.transcript[-1:]]
+            async with self.db.reading() as runner:
+                pid = turn_input.playthrough_id
+                parts.recalled = await self.memory.recall(runner, pid, until, texts)
         context = build_scene_context(parts, self.options.context_tokens)
         if context.dropped:
             log.info("turn %s: context over budget, dropped %s", turn_input.number, context.dropped)

@@ -1,0 +1,102 @@
+"""Recalling older turns: summaries that matter to this turn come back into the prompt."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.facade import Engine
+from engine.turns.memory import search_query
+from tests.engine_support import CHANNEL, GUILD, MOD, TEST_STORY, catalog_of, running_engine
+from tests.llm_double import LLMDouble
+
+ASH = 11
+QUIET = json.dumps({"summary": "Small talk by the fire.", "importance": 0.1})
+
+
+def summary(text: str, importance: float = 0.5) -> str:
+    return json.dumps({"summary": text, "importance": importance})
+
+
+async def play(engine: Engine, text: str) -> None:
+    await engine.submit_input(CHANNEL, ASH, text)
+    await asyncio.wait_for(engine.wait_idle(CHANNEL), 10)
+
+
+@pytest.fixture
+def catalog():  # type: ignore[no-untyped-def]
+    return catalog_of(TEST_STORY)
+
+
+async def begin(engine: Engine) -> None:
+    await engine.start(GUILD, CHANNEL, "inn", MOD)
+    await engine.join(CHANNEL, ASH, "ash", character="ash")
+
+
+async def test_summaries_of_earlier_turns_reach_the_prompt_and_the_recap(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply("director", *[summary(f"Event number {n}.") for n in range(1, 11)])
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await begin(engine)
+        for n in range(11):
+            await play(engine, f"I wait ({n}).")
+        # Turns 1-2 are older than the eight whose transcript the prompt shows in full.
+        prompt = llm_server.calls("scene")[-1].prompt
+        assert "EARLIER:\n- Event number 1.\n- Event number 2." in prompt
+        recap = await engine.recap(CHANNEL)
+        assert "Event number 10." in recap.summaries
+
+
+async def test_an_old_turn_that_matters_is_recalled(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply(
+        "director",
+        summary("Mira hid the silver key under the third floorboard."),
+        summary("Bram swore an oath to the river.", importance=0.9),
+        *[QUIET] * 18,
+    )
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await begin(engine)
+        for n in range(20):
+            await play(engine, f"I wait by the fire ({n}).")
+        prompt = llm_server.calls("scene")[-1].prompt
+        assert "silver key" not in prompt  # turn 1 is long out of the prompt by now
+        await play(engine, "Where did Mira put that silver key?")
+        prompt = llm_server.calls("scene")[-1].prompt
+        # Relevant to the input, and a turning point (importance 0.9) that nobody named.
+        assert "(turn 1) Mira hid the silver key under the third floorboard." in prompt
+        assert "(turn 2) Bram swore an oath to the river." in prompt
+        assert "(turn 3)" not in prompt and "(turn 4)" not in prompt  # small talk is not
+
+
+async def test_an_undone_turn_is_not_recalled(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply(
+        "director",
+        summary("Mira hid the silver key under the third floorboard."),
+        summary("Mira pocketed the silver key herself."),
+        *[QUIET] * 18,
+    )
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await begin(engine)
+        await play(engine, "I watch Mira.")
+        await engine.undo(CHANNEL)
+        for n in range(19):
+            await play(engine, f"I watch Mira ({n}).")
+        await play(engine, "Where is the silver key now?")
+        prompt = llm_server.calls("scene")[-1].prompt
+        assert "(turn 1) Mira pocketed the silver key herself." in prompt
+        assert "floorboard" not in prompt
+
+
+def test_search_words_leave_out_common_words_and_cannot_inject_syntax() -> None:
+    query = search_query(7, ['Where is the "key"? NEAR(a b) OR * -- Mira, Mira!'])
+    assert query == 'playthrough_id : 7 AND ("key" OR "near" OR "mira")'
+    assert search_query(7, ["Is it? Oh, so we do."]) is None
