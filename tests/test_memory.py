@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.facade import Engine
-from engine.turns.memory import search_query
+from engine.turns.memory import search_words, word_query
 from tests.engine_support import CHANNEL, GUILD, MOD, TEST_STORY, catalog_of, running_engine
 from tests.llm_double import LLMDouble
 
@@ -55,15 +55,17 @@ async def test_summaries_of_earlier_turns_reach_the_prompt_and_the_recap(
 async def test_an_old_turn_that_matters_is_recalled(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:
+    # Mira is named in every turn; the silver key only once, long ago.
+    chatter = summary("Mira poured ale and talked of the weather.", importance=0.2)
     llm_server.reply(
         "director",
         summary("Mira hid the silver key under the third floorboard."),
         summary("Bram swore an oath to the river.", importance=0.9),
-        *[QUIET] * 18,
+        *[QUIET, chatter] * 19,
     )
     async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
         await begin(engine)
-        for n in range(20):
+        for n in range(40):
             await play(engine, f"I wait by the fire ({n}).")
         prompt = llm_server.calls("scene")[-1].prompt
         assert "silver key" not in prompt  # turn 1 is long out of the prompt by now
@@ -72,7 +74,9 @@ async def test_an_old_turn_that_matters_is_recalled(
         # Relevant to the input, and a turning point (importance 0.9) that nobody named.
         assert "(turn 1) Mira hid the silver key under the third floorboard." in prompt
         assert "(turn 2) Bram swore an oath to the river." in prompt
-        assert "(turn 3)" not in prompt and "(turn 4)" not in prompt  # small talk is not
+        recalled = prompt.split("LONG AGO", 1)[1].split("\n\n", 1)[0]
+        assert "Small talk" not in recalled  # nothing in it matches
+        assert recalled.count("- (turn") == 4  # the best two matches of "Mira", at most
 
 
 async def test_an_undone_turn_is_not_recalled(
@@ -97,6 +101,7 @@ async def test_an_undone_turn_is_not_recalled(
 
 
 def test_search_words_leave_out_common_words_and_cannot_inject_syntax() -> None:
-    query = search_query(7, ['Where is the "key"? NEAR(a b) OR * -- Mira, Mira!'])
-    assert query == 'playthrough_id : 7 AND ("key" OR "near" OR "mira")'
-    assert search_query(7, ["Is it? Oh, so we do."]) is None
+    words = search_words(['Where is the "key"? NEAR(a b) OR * -- Mira, Mira!'])
+    assert words == ["key", "near", "mira"]
+    assert word_query(7, "key") == 'playthrough_id : 7 AND "key"'
+    assert search_words(["Is it? Oh, so we do."]) == []

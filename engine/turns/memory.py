@@ -5,12 +5,18 @@ A turn's prompt carries the recent transcript and the summaries of the turns jus
 
 - relevant ones first: on SQLite with FTS5, the full-text index `memories_fts` (made by a
   migration, kept in step by triggers) is searched for the words of this turn's input
-  (common words left out), ranked by BM25 weighted by the director's importance;
+  (common words left out). A memory scores for each word it contains, more for a word found
+  in few memories (a rare word counts for more than a name found everywhere), weighted by
+  the director's importance;
 - then the most important (importance >= IMPORTANT) older ones, so turning points are not
   forgotten even when nobody names them (the only kind of recall where FTS5 is missing).
 
-At most RECALLED are kept, oldest first. This costs one more indexed read, only in stories
-longer than what the prompt already covers.
+At most RECALLED are kept (one place is kept for the most important one), oldest first.
+This costs one more round trip in the turn's read, only in stories longer than what the
+prompt already covers. Its work is bounded: each word is searched on its own and only its
+PER_WORD newest matches are read. Ranking every match of one OR query by FTS5's bm25
+instead cost 30 ms a turn at 10,000 turns of history (bench/turns.py), since bm25 counts
+all matches first.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from engine.db.statements import Call, Runner
 
 RECALLED = 4
 IMPORTANT = 0.7
-MAX_TERMS = 16
+MAX_TERMS = 8
+PER_WORD = 16
 _WORD = re.compile(r"[^\W\d_]{3,}")
 # Words too common to say what an input is about (FTS5 would still find them everywhere).
 _COMMON = """
@@ -46,14 +53,15 @@ class Recalled(NamedTuple):
     summary: str
 
 
-def _full_text() -> Any:
-    # FTS5 has no Core construct; this is SQLite's own syntax. bm25 is negative (lower is
-    # better), so multiplying by more importance ranks an important memory higher.
+def _word_matches() -> Any:
+    # FTS5 has no Core construct; this is SQLite's own syntax. FTS5 walks the matches by
+    # rowid, newest first, and stops at the limit. (Its bm25() would count every match of
+    # the word first: 0.5 ms a word in 10,000 memories, so rarity is judged here instead.)
     return text(
-        "SELECT m.turn_to, m.content FROM memories_fts "
-        "JOIN memories AS m ON m.id = memories_fts.rowid "
+        "SELECT m.id, m.importance, m.turn_to, m.content "
+        "FROM memories_fts JOIN memories AS m ON m.id = memories_fts.rowid "
         "WHERE memories_fts MATCH :query AND m.kind = 'summary' AND m.turn_to <= :until "
-        "ORDER BY bm25(memories_fts, 1.0, 0.0) * (0.5 + m.importance) LIMIT :limit"
+        "ORDER BY memories_fts.rowid DESC LIMIT :limit"
     )
 
 
@@ -75,22 +83,21 @@ def _fts_table() -> Any:
     return text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memories_fts'")
 
 
-def search_query(playthrough_id: int, texts: Iterable[str]) -> str | None:
-    """An FTS5 query for the words of `texts` (OR), within one playthrough; None without
-    words worth searching for."""
-    terms: dict[str, None] = {}
+def search_words(texts: Iterable[str]) -> list[str]:
+    """The words of `texts` worth searching for (at most MAX_TERMS, first ones first)."""
+    words: dict[str, None] = {}
     for chunk in texts:
         for word in _WORD.findall(chunk.casefold()):
             if word not in _STOPWORDS:
-                terms[word] = None
-                if len(terms) == MAX_TERMS:
-                    break
-        if len(terms) == MAX_TERMS:
-            break
-    if not terms:
-        return None
-    words = " OR ".join(f'"{word}"' for word in terms)  # letters only: nothing to escape
-    return f"playthrough_id : {int(playthrough_id)} AND ({words})"
+                words[word] = None
+                if len(words) == MAX_TERMS:
+                    return list(words)
+    return list(words)
+
+
+def word_query(playthrough_id: int, word: str) -> str:
+    """The FTS5 query for one word (letters only: nothing to escape) in one playthrough."""
+    return f'playthrough_id : {int(playthrough_id)} AND "{word}"'
 
 
 class MemoryRecall:
@@ -113,12 +120,26 @@ class MemoryRecall:
                 {"pid": playthrough_id, "least": IMPORTANT, "until": until, "limit": RECALLED},
             )
         ]
-        query = search_query(playthrough_id, texts) if self.full_text else None
-        if query is not None:
-            calls.append((_full_text, {"query": query, "until": until, "limit": RECALLED}))
-        important, *relevant = await runner.finish(calls)
+        words = search_words(texts) if self.full_text else []
+        for word in words:
+            query = word_query(playthrough_id, word)
+            calls.append((_word_matches, {"query": query, "until": until, "limit": PER_WORD}))
+        important, *matches = await runner.finish(calls)
+        # A word found in few memories says more than one found in many: each match of a
+        # word scores 1 / its number of matches (capped at PER_WORD, so a word that common
+        # hardly counts), summed over the words, weighted by importance.
+        scores: dict[int, float] = {}
+        found: dict[int, tuple[int, str]] = {}
+        for rows in matches:
+            for memory_id, importance, turn, summary in rows:
+                weight = (0.5 + importance) / len(rows)
+                scores[memory_id] = scores.get(memory_id, 0.0) + weight
+                found[memory_id] = (int(turn), summary)
+        relevant = sorted(scores, key=lambda i: (-scores[i], -found[i][0]))
+        ranked = [found[i] for i in relevant]
+        # The best matches, one place kept for a turning point, then whatever is left.
         chosen: dict[int, str] = {}
-        for turn, summary in [*(relevant[0] if relevant else []), *important]:
+        for turn, summary in [*ranked[: RECALLED - 1], *important, *ranked[RECALLED - 1 :]]:
             if len(chosen) == RECALLED:
                 break
             chosen.setdefault(int(turn), summary)

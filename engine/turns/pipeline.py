@@ -90,13 +90,6 @@ class TurnPipeline(EngineCore):
         if read is None:
             return
         turn_input, state, version, parts = read
-        until = turn_input.number - 1 - RECALL_AFTER
-        if until >= 1:  # turns older than the summaries the prompt already has
-            # What the players write now says what matters; without it, the last words.
-            texts = [line.text for line in parts.inputs or parts.transcript[-1:]]
-            async with self.db.reading() as runner:
-                pid = turn_input.playthrough_id
-                parts.recalled = await self.memory.recall(runner, pid, until, texts)
         context = build_scene_context(parts, self.options.context_tokens)
         if context.dropped:
             log.info("turn %s: context over budget, dropped %s", turn_input.number, context.dropped)
@@ -249,8 +242,15 @@ class TurnPipeline(EngineCore):
         """(TurnInput, state, version, ContextParts); None when no input waits; `_CHANGED`
         when `recheck` found the channel's playthrough other than `pt`."""
         known = pt.guild_id in self.guild_models
+        until = pt.turn_count - RECALL_AFTER  # turns older than the prompt's summaries
         read = await store.read_turn(
-            runner, pt, state, self.options.recent_messages, guild_model=not known, recheck=recheck
+            runner,
+            pt,
+            state,
+            self.options.recent_messages,
+            guild_model=not known,
+            recheck=recheck,
+            finish=until < 1,
         )
         if recheck is not None and read.playthrough != pt:
             return _CHANGED
@@ -265,7 +265,12 @@ class TurnPipeline(EngineCore):
             pt.turn_count + 1,
             self.guild_models[pt.guild_id],
         )
-        return turn_input, state, version, read.parts(state)
+        parts = read.parts(state)
+        if until >= 1:  # in the same read transaction, one more round trip
+            # What the players write now says what matters.
+            texts = [line.text for line in parts.inputs]
+            parts.recalled = await self.memory.recall(runner, pt.id, until, texts)
+        return turn_input, state, version, parts
 
     async def _apply(
         self,

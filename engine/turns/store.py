@@ -256,8 +256,10 @@ async def read_turn(
     *,
     guild_model: bool = False,
     recheck: int | None = None,
+    finish: bool = True,
 ) -> TurnReading:
-    """Everything in one round trip, which also ends the read transaction. Waiting input
+    """Everything in one round trip, which also ends the read transaction (unless
+    `finish` is false: the caller reads more, as recall does). Waiting input
     is always the newest message (a turn takes all of it), so the recent transcript and
     the input come from one query; knowledge and summaries from indexed ranges. With
     `recheck` (a channel id), the channel's live playthrough is read alongside, so a caller
@@ -273,7 +275,7 @@ async def read_turn(
         calls.append((_guild_model, {"guild": pt.guild_id}))
     if recheck is not None:
         calls.append((_active_playthrough, {"channel": recheck}))
-    results = await runner.finish(calls)
+    results = await (runner.finish(calls) if finish else runner.all_each(calls))
     transcript: list[Line] = []
     waiting: list[tuple[int, Line]] = []
     for message_id, speaker, text, is_waiting in reversed(results[0]):
