@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.facade import Engine
 from engine.turns.memory import search_words, word_query
@@ -102,6 +105,22 @@ async def test_an_undone_turn_is_not_recalled(
 
 def test_search_words_leave_out_common_words_and_cannot_inject_syntax() -> None:
     words = search_words(['Where is the "key"? NEAR(a b) OR * -- Mira, Mira!'])
-    assert words == ["key", "near", "mira"]
+    assert words == ["key", "NEAR", "Mira"]
     assert word_query(7, "key") == 'playthrough_id : 7 AND "key"'
     assert search_words(["Is it? Oh, so we do."]) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200), plain=st.text("abcXYZ019 ,.!?'\"()*:-", max_size=80))
+def test_any_input_makes_queries_the_full_text_index_accepts(text: str, plain: str) -> None:
+    with sqlite3.connect(":memory:") as connection:
+        connection.execute("create virtual table f using fts5(content, playthrough_id)")
+        connection.execute("insert into f values (?, 7)", (plain,))
+        for word in search_words([text]):  # never a syntax error, whatever was typed
+            connection.execute("select rowid from f where f match ?", (word_query(7, word),))
+        for word in search_words([plain]):
+            # Each word of the input is found again in it: the query means what it says.
+            found = connection.execute(
+                "select rowid from f where f match ?", (word_query(7, word),)
+            ).fetchall()
+            assert found == [(1,)]

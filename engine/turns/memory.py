@@ -34,7 +34,7 @@ RECALLED = 4
 IMPORTANT = 0.7
 MAX_TERMS = 8
 PER_WORD = 16
-_WORD = re.compile(r"[^\W\d_]{3,}")
+_WORD = re.compile(r"[^\W_]+")
 # Words too common to say what an input is about (FTS5 would still find them everywhere).
 _COMMON = """
     the and for are but not you your yours all any can had her hers him his how its our out
@@ -84,19 +84,22 @@ def _fts_table() -> Any:
 
 
 def search_words(texts: Iterable[str]) -> list[str]:
-    """The words of `texts` worth searching for (at most MAX_TERMS, first ones first)."""
-    words: dict[str, None] = {}
+    """The words of `texts` worth searching for (at most MAX_TERMS, first ones first), as
+    FTS5's tokenizer splits them: runs of letters and digits (not numbers alone)."""
+    words: dict[str, str] = {}
     for chunk in texts:
-        for word in _WORD.findall(chunk.casefold()):
-            if word not in _STOPWORDS:
-                words[word] = None
+        for word in _WORD.findall(chunk):
+            key = word.lower()  # FTS5 ignores case itself; this only spots repeats
+            if len(word) >= 3 and not word.isdigit() and key not in _STOPWORDS:
+                words.setdefault(key, word)
                 if len(words) == MAX_TERMS:
-                    return list(words)
-    return list(words)
+                    return list(words.values())
+    return list(words.values())
 
 
 def word_query(playthrough_id: int, word: str) -> str:
-    """The FTS5 query for one word (letters only: nothing to escape) in one playthrough."""
+    """The FTS5 query for one word (letters and digits: nothing to escape) in one
+    playthrough."""
     return f'playthrough_id : {int(playthrough_id)} AND "{word}"'
 
 
