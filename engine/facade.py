@@ -27,3 +27,4 @@ class Engine(
     async def close(self, *, cancel_running: bool = False) -> None:
         """Stop the channel workers; unfinished turns resume at the next start."""
         await self.dispatcher.close(cancel_running=cancel_running)
+        await self.chapters.close()

@@ -124,3 +124,49 @@ def test_any_input_makes_queries_the_full_text_index_accepts(text: str, plain: s
                 "select rowid from f where f match ?", (word_query(7, word),)
             ).fetchall()
             assert found == [(1,)]
+
+
+CHAPTER = "The travellers found the silver key and swore to keep it from Vesna."
+
+
+async def test_a_chapter_of_the_story_so_far_is_written_and_shown(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply("director", *[summary(f"Event {n}.") for n in range(1, 40)])
+    llm_server.reply("summary", CHAPTER)
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, sink):
+        await begin(engine)
+        for n in range(31):
+            await play(engine, f"I wait ({n}).")
+        assert llm_server.calls("summary") == []
+        await play(engine, "I wait (31).")  # turn 32: the chapter of turns 1-16 is due
+        [call] = llm_server.calls("summary")
+        assert "Events of turns 1-16:" in call.prompt
+        assert "(turn 1) Event 1." in call.prompt and "(turn 16) Event 16." in call.prompt
+        assert "(turn 17)" not in call.prompt
+        await engine.retry(CHANNEL)  # turn 32 again: the chapter is not written twice
+        await engine.wait_idle(CHANNEL)
+        await play(engine, "I look around.")
+        assert len(llm_server.calls("summary")) == 1
+        prompt = llm_server.calls("scene")[-1].prompt
+        assert f"THE STORY SO FAR:\n- (turns 1-16) {CHAPTER}" in prompt
+        log = await engine.event_log(CHANNEL)
+        assert any(e.kind == "chapter" and "turns 1-16" in e.summary for e in log)
+        assert sink.notices == []
+
+
+async def test_a_chapter_that_failed_is_written_after_the_next_turn(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply("summary", CHAPTER)
+    llm_server.fail("summary", "500")
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, sink):
+        await begin(engine)
+        for n in range(32):
+            await play(engine, f"I wait ({n}).")
+        assert len(llm_server.calls("summary")) == 1
+        await play(engine, "I look around.")  # the story goes on, and the chapter is tried again
+        assert len(llm_server.calls("summary")) == 2
+        await play(engine, "I look around again.")
+        assert f"(turns 1-16) {CHAPTER}" in llm_server.calls("scene")[-1].prompt
+        assert sink.notices == []  # players are not bothered with it

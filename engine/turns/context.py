@@ -5,13 +5,14 @@ present (with personality, speech, mood and intent), what each present character
 knows, relationships among those present, player characters, flags, active arc and episode
 goals, lore entries triggered by recent words, summaries of older turns recalled because
 they may matter now (engine.turns.memory), summaries of earlier events, the recent
-transcript, and this turn's player input.
+transcript, and this turn's player input. The story so far (chapter summaries of older
+turns, engine.turns.chapters) comes right after the story's setting.
 
 When the whole does not fit the budget, parts are dropped in this order, each step logged
 in the turn's event: the oldest transcript lines (down to the last four), recalled
-summaries (oldest first), older summaries (down to two), lore entries (last triggered
-first), each present character's older witnessed knowledge, and finally the story's long
-descriptions (backstory first).
+summaries (oldest first), chapters of the story so far (oldest first), older summaries
+(down to two), lore entries (last triggered first), each present character's older
+witnessed knowledge, and finally the story's long descriptions (backstory first).
 This turn's player input, the rules and the scene are never dropped.
 """
 
@@ -24,6 +25,7 @@ from typing import NamedTuple
 from engine.llm.tokens import estimate_tokens
 from engine.state.snapshot import CharacterState, Snapshot
 from engine.stories.schema import LoreEntry
+from engine.turns.chapters import Chapter
 from engine.turns.memory import Recalled
 
 MIN_TRANSCRIPT_LINES = 4
@@ -59,6 +61,7 @@ class ContextParts:
     knowledge: list[KnownFact]
     summaries: list[str]
     recalled: list[Recalled] = field(default_factory=list)  # older turns (engine.turns.memory)
+    chapters: list[Chapter] = field(default_factory=list)  # the story so far, oldest first
 
     def inputs_text(self) -> str:
         return "\n".join(line.render() for line in self.inputs)
@@ -132,6 +135,7 @@ class _Sections:
         self.transcript = list(parts.transcript)
         self.summaries = list(parts.summaries)
         self.recalled = list(parts.recalled)
+        self.chapters = list(parts.chapters)
         recent = " ".join(line.text for line in parts.transcript[-LORE_SCAN_LINES:] + parts.inputs)
         self.lore = triggered_lore(parts.state, recent)
         self.witnessed = MAX_WITNESSED
@@ -148,6 +152,8 @@ class _Sections:
         )
         story = state.story.story
         sections = [rules, f"STORY: {story.title}\n{story.summary}".strip()]
+        if self.chapters:
+            sections.append("THE STORY SO FAR:\n" + "\n".join(c.render() for c in self.chapters))
         if story.content_notes:
             sections.append(f"Content notes: {story.content_notes}")
         location = state.locations.get(state.scene_location or "")
@@ -258,6 +264,9 @@ class _Sections:
         if self.recalled:
             del self.recalled[0]
             return "recalled"
+        if self.chapters:
+            del self.chapters[0]
+            return "chapters"
         if len(self.summaries) > MIN_SUMMARIES:
             del self.summaries[0]
             return "summaries"

@@ -28,7 +28,7 @@ from engine.results import Post, TurnResult
 from engine.state.arcs import advance_arcs
 from engine.state.editor import StateEditor
 from engine.state.snapshot import Snapshot
-from engine.turns import store
+from engine.turns import store, turn_writes
 from engine.turns.context import ContextParts, build_scene_context
 from engine.turns.director import DirectorPlan, plan_changes, step_toward
 from engine.turns.director_output import DirectorOutput
@@ -145,6 +145,9 @@ class TurnPipeline(EngineCore):
         self.turn_engine_ms.append(prep_ms + (time.perf_counter() - applying) * 1000)
         if result is not None:
             await self.sink.turn_finished(channel_id, result)
+            title = state.story.story.title
+            pid, model = turn_input.playthrough_id, turn_input.model
+            self.chapters.after_turn(channel_id, pid, result.turn_number, title, model)
 
     async def _generate(
         self,
@@ -200,9 +203,9 @@ class TurnPipeline(EngineCore):
         """Record the failed attempt; the input stays waiting for the next turn or a retry."""
         async with self.db.writing() as runner:
             pt = await store.playthrough_by_id(runner, turn_input.playthrough_id)
-            turn_id = await store.insert_turn(runner, pt.id, "failed", error=error)
+            turn_id = await turn_writes.insert_turn(runner, pt.id, "failed", error=error)
             summary = f"turn {turn_input.number} failed: {error}"
-            await store.log_event(runner, pt, "error", summary, {"error": error}, turn_id)
+            await turn_writes.log_event(runner, pt, "error", summary, {"error": error}, turn_id)
 
     async def _read_turn(self, channel_id: int) -> TurnRead | None:
         """The waiting input and what the prompt needs. In one round trip when the channel's
@@ -286,12 +289,12 @@ class TurnPipeline(EngineCore):
         started = time.perf_counter()
         try:
             async with self.db.writing() as runner:
-                pt, turn_id, loaded = await store.begin_turn(
+                pt, turn_id, loaded = await turn_writes.begin_turn(
                     runner, turn_input.playthrough_id, turn_input.input_ids[0], tokens
                 )
                 number = pt.turn_count
                 self.seen_playthroughs[channel_id] = pt  # what the next read expects
-                await store.attach_inputs(runner, turn_id, turn_input.input_ids)
+                await turn_writes.attach_inputs(runner, turn_id, turn_input.input_ids)
                 posts = [
                     Post(
                         p.speaker.name,
@@ -316,7 +319,7 @@ class TurnPipeline(EngineCore):
                             "content": post.text,
                         }
                     )
-                await store.insert_posts(runner, transcript)
+                await turn_writes.insert_posts(runner, transcript)
                 # `state` is the turn's starting point (read before the LLM calls); the editor
                 # reads and writes the current rows, and arcs see the turn's changes applied to it.
                 editor = StateEditor(runner, pt.id, number, actor="director", turn_id=turn_id)
@@ -352,7 +355,7 @@ class TurnPipeline(EngineCore):
                 state.turn_count = number
                 await advance_arcs(editor, state)
                 await editor.save()
-                await store.insert_summary(runner, pt.id, number, summary, plan.importance)
+                await turn_writes.insert_summary(runner, pt.id, number, summary, plan.importance)
                 notes = [*plan.notes, *kept]
                 notes += [f"dropped line for a player: {d}" for d in parser.dropped]
                 apply_ms = (time.perf_counter() - started) * 1000
@@ -363,12 +366,12 @@ class TurnPipeline(EngineCore):
                     "changes": [c.describe() for c in editor.changes],
                     "engine_ms": round(prep_ms + apply_ms, 3),
                 }
-                await store.log_event(
+                await turn_writes.log_event(
                     runner, pt, "ai_decision", f"turn {number}: {summary}", data, turn_id
                 )
                 visible = tuple(c for c in editor.changes if c.kind != "knowledge")
                 return TurnResult(channel_id, number, tuple(posts), visible, tuple(notes))
-        except store.TurnDropped:
+        except turn_writes.TurnDropped:
             log.info(
                 "turn %s dropped: the story was paused or ended, or its input was answered "
                 "by another process",

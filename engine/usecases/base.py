@@ -21,6 +21,7 @@ from engine.state.editor import StateEditor
 from engine.state.loading import load_snapshot
 from engine.state.snapshot import Snapshot, StateCache, StoryCache
 from engine.stories import StoryCatalog
+from engine.turns.chapters import ChapterWriter
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class EngineCore:
         # The LLM part of the turn each channel is writing, and why it was stopped.
         self.generating: dict[int, asyncio.Task[Any]] = {}
         self.stop_reasons: dict[int, str | None] = {}
+        self.chapters = ChapterWriter(db, gateway)  # the story so far, beside the queue
         self.dispatcher = ChannelDispatcher(
             self._run_turn_safely,
             collect_window=self.collect_windows.for_channel,

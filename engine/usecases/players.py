@@ -351,5 +351,7 @@ class PlayerUseCases(EngineCore):
         self.dispatcher.resume(channel_id)
 
     async def wait_idle(self, channel_id: int | None = None) -> None:
-        """Until the channel (or every channel) has no turn running or queued."""
+        """Until the channel (or every channel) has no turn running or queued, nor a
+        chapter of the story so far being written."""
         await self.dispatcher.wait_idle(channel_id)
+        await self.chapters.wait(channel_id)
