@@ -174,6 +174,8 @@ class Console:
                     say(f"!   {ep.title} [{ep.status}]")
         elif name == "recap":
             recap = await self.engine.recap(channel)
+            for chapter in recap.chapters:
+                say(f"! So far {one_line(chapter)}")
             for summary in recap.summaries:
                 say(f"! {one_line(summary)}")
             for post in recap.recent:

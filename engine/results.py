@@ -170,8 +170,10 @@ class EventView:
 @dataclass(frozen=True)
 class Recap:
     turn_count: int
-    summaries: tuple[str, ...]
+    summaries: tuple[str, ...]  # of the latest turns, oldest first
     recent: tuple[Post, ...]
+    # The story so far: the latest chapters, oldest first, as "(turns 1-16) text".
+    chapters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

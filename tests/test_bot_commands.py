@@ -393,3 +393,20 @@ async def test_a_post_still_being_sent_when_the_story_ends_is_taken_away_too(
         await eventually(
             lambda: not any(m.author_name == "Mira" for m in discord_double.read_channel(w.channel))
         )
+
+
+async def test_recap_tells_what_happened(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    llm_server.reply("scene", "Mira: Come in, then.")
+    llm_server.reply("director", json.dumps({"summary": "Ash knocked; Mira let him in."}))
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+        await discord_double.user_sends(w.alice, w.channel, "I knock twice.")
+        await w.seen(lambda m: m.content == "Come in, then.")
+        recap = await w.command(w.bob, "recap")
+        await asyncio.wait_for(recap.wait_response(), WAIT)
+        assert recap.original is not None
+        assert "After 1 turn:" in recap.original.content
+        assert "• Ash knocked; Mira let him in." in recap.original.content
+        assert "**Mira:** Come in, then." in recap.original.content

@@ -152,6 +152,8 @@ async def test_a_chapter_of_the_story_so_far_is_written_and_shown(
         assert f"THE STORY SO FAR:\n- (turns 1-16) {CHAPTER}" in prompt
         log = await engine.event_log(CHANNEL)
         assert any(e.kind == "chapter" and "turns 1-16" in e.summary for e in log)
+        recap = await engine.recap(CHANNEL)  # players see it too
+        assert recap.chapters == (f"(turns 1-16) {CHAPTER}",)
         assert sink.notices == []
 
 

@@ -221,7 +221,12 @@ class Play(commands.Cog):
     async def recap(self, interaction: discord.Interaction) -> None:
         """What has happened so far."""
         recap = await self.bot.engine.recap(self._channel_id(interaction))
-        parts = [f"After {recap.turn_count} turns:"] + [f"• {s}" for s in recap.summaries]
+        count = recap.turn_count
+        parts = [f"After {count} turn{'s' * (count != 1)}:"]
+        if recap.chapters:  # the latest two: a recap has 2,000 characters
+            parts += ["**The story so far**"] + [f"• {c}" for c in recap.chapters[-2:]]
+            parts.append("**Lately**")
+        parts += [f"• {s}" for s in recap.summaries]
         parts += [f"**{p.speaker}:** {p.text}" for p in recap.recent[-4:]]
         await interaction.response.send_message(
             "\n".join(parts)[:2000], ephemeral=True, allowed_mentions=QUIET

@@ -17,6 +17,7 @@ from engine.results import (
     SceneView,
 )
 from engine.state.snapshot import CharacterState, Snapshot
+from engine.turns import chapters
 from engine.usecases.base import EngineCore, find_key
 
 
@@ -141,10 +142,13 @@ class ViewUseCases(EngineCore):
                     .limit(limit)
                 )
             ).all()
+            found = await session.execute(chapters.latest(), {"pid": pt.id})
+            story_so_far = chapters.chapters_of([tuple(row) for row in found])
             return Recap(
                 turn_count=pt.turn_count,
                 summaries=tuple(reversed(summaries)),
                 recent=tuple(Post(r.speaker_name, r.content) for r in reversed(rows)),
+                chapters=tuple(c.render().removeprefix("- ") for c in story_so_far),
             )
 
     async def event_log(self, channel_id: int, limit: int = 20) -> list[EventView]:
