@@ -406,3 +406,20 @@ async def test_a_partly_malformed_answer_keeps_its_good_parts(
         assert "dropped a relationships entry: target missing or of the wrong type" in notes
         assert "ignored intent of a moods entry: wrong type" in notes
         assert "ignored importance: wrong type" in notes
+
+
+async def test_the_director_moves_the_scene_with_everyone_it_takes_along(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply(
+        "director",
+        director(scene={"location": "cellar", "reason": "down the ladder"}, moods=[]),
+    )
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, sink):
+        await begin(engine, (ASH_USER, "ash"))
+        await turn(engine, ASH_USER, "I climb down into the cellar.")
+        scene = await engine.scene(CHANNEL)
+        assert scene.location_name == "Flooded Cellar"
+        # The player comes along, Bram was already down there; Mira and Vesna stay upstairs.
+        assert {c.name for c in scene.present} == {"Ash", "Bram"}
+        assert not [n for n in sink.results[0].notes if n.startswith("kept")]

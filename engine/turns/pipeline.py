@@ -339,7 +339,8 @@ class TurnPipeline(EngineCore):
                         # is newer than what the director saw, so it stays.
                         was = state.value_of(edit.kind, edit.target)
                         now = await editor.shown(edit.kind, edit.target)
-                        if now != was or type(now) is not type(was):
+                        # For flags 1 is not True; elsewhere values compare as they are.
+                        if now != was or (edit.kind == "flag" and type(now) is not type(was)):
                             kept.append(f"kept {edit.kind} {edit.target}: changed during the turn")
                             continue
                     done.add((edit.kind, edit.target))
