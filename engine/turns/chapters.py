@@ -21,7 +21,6 @@ is tried again after the next turn, and after a restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from typing import Any, NamedTuple
@@ -170,18 +169,17 @@ class ChapterWriter:
     async def wait(self, channel_id: int | None = None) -> None:
         """Until the chapter being written for the channel (or any) is done."""
         tasks = list(self.tasks.values()) if channel_id is None else [self.tasks.get(channel_id)]
-        for task in tasks:
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(task)
+        waiting = {task for task in tasks if task is not None}
+        if waiting:
+            # `wait` neither raises what the task raised nor cancels it when we are cancelled.
+            await asyncio.wait(waiting)
 
     async def close(self) -> None:
         """Stop chapters being written (they are due again after the next start's turn)."""
-        for task in list(self.tasks.values()):
+        tasks = list(self.tasks.values())
+        for task in tasks:
             task.cancel()
-        for task in list(self.tasks.values()):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _write(
         self, playthrough_id: int, span: tuple[int, int], title: str, model: str | None
