@@ -144,6 +144,7 @@ async def test_a_chapter_of_the_story_so_far_is_written_and_shown(
         assert "Events of turns 1-16:" in call.prompt
         assert "(turn 1) Event 1." in call.prompt and "(turn 16) Event 16." in call.prompt
         assert "(turn 17)" not in call.prompt
+        assert call.model == "director-model"  # a chore for the cheaper model
         await engine.retry(CHANNEL)  # turn 32 again: the chapter is not written twice
         await engine.wait_idle(CHANNEL)
         await play(engine, "I look around.")

@@ -190,8 +190,10 @@ class ChapterWriter:
             if summaries is None or not summaries:  # written already, or nothing to condense
                 self.written[playthrough_id] = span[1]
                 return
+            # A chore like the director's: its model (or the server's override) does it.
+            name = model or self.gateway.config.director
             reply = await self.gateway.complete_text(
-                messages(title, span, summaries), purpose="summary", model=model
+                messages(title, span, summaries), purpose="summary", model=name
             )
             text = clean(reply)
             if not text:
