@@ -13,6 +13,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.llm_double import DEFAULT_SCENE, PURPOSE_HEADER, Fault, LLMDouble
+from tests.llm_double.__main__ import parse_fault
 
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there."}]
@@ -169,6 +170,8 @@ async def test_runs_as_a_process_until_killed() -> None:
         "10",
         "--scene",
         "Narrator: From the process.",
+        "--fault",
+        "scene:500:skip=1",
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -186,9 +189,21 @@ async def test_runs_as_a_process_until_killed() -> None:
                 extra_headers={PURPOSE_HEADER: "scene"},
             )
             parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+            with pytest.raises(openai.InternalServerError):  # --fault: the second call fails
+                await api.chat.completions.create(
+                    model="m", messages=MESSAGES, extra_headers={PURPOSE_HEADER: "scene"}
+                )
         finally:
             await api.close()
         assert "".join(parts) == "Narrator: From the process."
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+def test_fault_options_on_the_command_line_are_checked() -> None:
+    assert parse_fault("director:malformed:times=2") == ("director", Fault("malformed", times=2))
+    assert parse_fault("scene:429:retry_after=1.5")[1].retry_after == 1.5
+    for bad in ("scene", "scene:teapot", "scene:500:often=3", ":500"):
+        with pytest.raises(ValueError):
+            parse_fault(bad)

@@ -1,8 +1,11 @@
 """Serve the LLM double until killed: `python -m tests.llm_double --port N --latency-ms M`.
 
 Prints `listening on <base_url>` once ready (so `--port 0` can be used and read back), then
-answers every call with the default replies (or `--scene` / `--director`). SIGTERM and Ctrl-C
-stop it cleanly.
+answers every call with the default replies (or `--scene` / `--director`). `--fault
+PURPOSE:KIND[:OPTION=VALUE...]` (repeatable) fails calls of a purpose (scene, director,
+summary), for instance `--fault scene:500:skip=1` (the second scene call gets HTTP 500) or
+`--fault director:malformed:times=2`; kinds and options are those of `server.Fault`.
+SIGTERM and Ctrl-C stop it cleanly.
 """
 
 from __future__ import annotations
@@ -11,8 +14,24 @@ import argparse
 import asyncio
 import contextlib
 import signal
+from typing import Any
 
-from tests.llm_double.server import LLMDouble
+from tests.llm_double.server import Fault, LLMDouble
+
+
+def parse_fault(spec: str) -> tuple[str, Fault]:
+    """`scene:500:skip=1` -> ("scene", Fault("500", skip=1)); ValueError names the problem."""
+    purpose, _, rest = spec.partition(":")
+    kind, *options = rest.split(":")
+    if not purpose or not kind:
+        raise ValueError(f"{spec!r}: write PURPOSE:KIND[:OPTION=VALUE...], e.g. scene:500")
+    values: dict[str, Any] = {}
+    for option in options:
+        name, equals, value = option.partition("=")
+        if not equals or name not in Fault.__dataclass_fields__ or name == "kind":
+            raise ValueError(f"{spec!r}: unknown option {option!r}")
+        values[name] = float(value) if "." in value else int(value)
+    return purpose, Fault(kind, **values)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -27,6 +46,8 @@ async def serve(args: argparse.Namespace) -> None:
         server.set_default("default", args.scene)
     if args.director:
         server.set_default("director", args.director)
+    for purpose, fault in args.fault:
+        server.faults[purpose].append(fault)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -48,7 +69,18 @@ def main() -> None:
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
     parser.add_argument("--scene", help="the reply to every scene call")
     parser.add_argument("--director", help="the reply (JSON) to every director call")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="PURPOSE:KIND[:OPTION=VALUE...]",
+        help="fail calls of a purpose, e.g. scene:500:skip=1 (repeatable)",
+    )
     args = parser.parse_args()
+    try:
+        args.fault = [parse_fault(spec) for spec in args.fault]
+    except ValueError as error:
+        parser.error(str(error))
     asyncio.run(serve(args))
 
 
