@@ -203,6 +203,10 @@ class ChapterWriter:
                 pt = await session.get(m.Playthrough, playthrough_id)
                 if pt is None or pt.turn_count < span[1]:
                     return  # undone that far meanwhile
+                params = {"pid": playthrough_id, "last": span[1]}
+                if (await session.execute(_written(), params)).first() is not None:
+                    self.written[playthrough_id] = span[1]
+                    return  # another process (two given the same shard) wrote it meanwhile
                 session.add(
                     m.Memory(
                         playthrough_id=playthrough_id,
