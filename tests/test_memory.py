@@ -173,3 +173,22 @@ async def test_a_chapter_that_failed_is_written_after_the_next_turn(
         await play(engine, "I look around again.")
         assert f"(turns 1-16) {CHAPTER}" in llm_server.calls("scene")[-1].prompt
         assert sink.notices == []  # players are not bothered with it
+
+
+async def test_undoing_into_a_chapter_takes_the_chapter_back(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply("summary", CHAPTER)
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await begin(engine)
+        for n in range(32):
+            await play(engine, f"I wait ({n}).")
+        assert (await engine.recap(CHANNEL)).chapters == (f"(turns 1-16) {CHAPTER}",)
+        for _ in range(16):  # back to turn 16: the chapter's turns are all still there
+            await engine.undo(CHANNEL)
+        assert (await engine.recap(CHANNEL)).chapters == (f"(turns 1-16) {CHAPTER}",)
+        await engine.undo(CHANNEL)  # turn 16 taken back: the chapter goes with it
+        recap = await engine.recap(CHANNEL)
+        assert (recap.turn_count, recap.chapters) == (15, ())
+        await play(engine, "I wait again.")
+        assert CHAPTER not in llm_server.calls("scene")[-1].prompt
