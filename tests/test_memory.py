@@ -192,3 +192,27 @@ async def test_undoing_into_a_chapter_takes_the_chapter_back(
         assert (recap.turn_count, recap.chapters) == (15, ())
         await play(engine, "I wait again.")
         assert CHAPTER not in llm_server.calls("scene")[-1].prompt
+
+
+async def test_without_full_text_search_turning_points_are_still_recalled(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # SQLite builds without FTS5 get no index (the migration checks): recall by importance.
+    llm_server.reply(
+        "director",
+        summary("Mira hid the silver key under the third floorboard."),
+        summary("Bram swore an oath to the river.", importance=0.9),
+        *[QUIET] * 18,
+    )
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        with sqlite3.connect(tmp_path / "engine.db") as connection:
+            for trigger in ("insert", "delete", "update"):
+                connection.execute(f"drop trigger memories_fts_{trigger}")
+            connection.execute("drop table memories_fts")
+        await begin(engine)
+        for n in range(20):
+            await play(engine, f"I wait by the fire ({n}).")
+        await play(engine, "Where did Mira put that silver key?")
+        prompt = llm_server.calls("scene")[-1].prompt
+        assert "(turn 2) Bram swore an oath to the river." in prompt
+        assert "(turn 1)" not in prompt  # found only by its words, which needs the index
