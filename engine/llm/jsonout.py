@@ -18,9 +18,14 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
 
 
+def strip_reasoning(text: str) -> str:
+    """`text` without reasoning blocks (`<think>...</think>`, or one left unclosed)."""
+    return _THINK.sub("", text)
+
+
 def extract_json_object(text: str) -> dict[str, Any] | None:
     """The first JSON object in `text` (inside code fences or prose), or None."""
-    text = _THINK.sub("", text[:MAX_CHARS])
+    text = strip_reasoning(text[:MAX_CHARS])
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
     attempts = 0

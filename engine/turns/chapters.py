@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
@@ -30,7 +29,8 @@ from sqlalchemy import bindparam, select
 from engine.db import Database
 from engine.db import models as m
 from engine.db.statements import Runner
-from engine.llm import LLMError, LLMGateway
+from engine.llm import LLMError, LLMGateway, strip_reasoning
+from engine.turns.director import one_line
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,6 @@ CHAPTER_TURNS = 16
 MAX_CHAPTERS = 4
 MAX_CHAPTER_CHARS = 1_200
 KIND = "chapter"
-
-_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 INSTRUCTIONS = (
     "You keep the chronicle of a group roleplay. Condense the events below into one "
@@ -55,8 +52,8 @@ class Chapter(NamedTuple):
     last_turn: int
     text: str
 
-    def render(self) -> str:
-        return f"- (turns {self.first_turn}-{self.last_turn}) {self.text}"
+    def label(self) -> str:
+        return f"(turns {self.first_turn}-{self.last_turn}) {self.text}"
 
 
 def due(turn_count: int) -> tuple[int, int] | None:
@@ -119,7 +116,9 @@ async def summaries_to_condense(
     return [(int(turn), text) for turn, text in rows]
 
 
-def messages(story_title: str, span: tuple[int, int], summaries: list[tuple[int, str]]) -> Any:
+def messages(
+    story_title: str, span: tuple[int, int], summaries: list[tuple[int, str]]
+) -> list[dict[str, str]]:
     events = "\n".join(f"- (turn {turn}) {text}" for turn, text in summaries)
     return [
         {"role": "system", "content": INSTRUCTIONS},
@@ -132,8 +131,7 @@ def messages(story_title: str, span: tuple[int, int], summaries: list[tuple[int,
 
 def clean(reply: str) -> str:
     """The model's paragraph on one line, without reasoning blocks, cut to its limit."""
-    text = _THINK.sub("", reply)
-    text = " ".join(_CONTROL.sub(" ", text).split())
+    text = one_line(strip_reasoning(reply))
     if len(text) > MAX_CHAPTER_CHARS:
         text = text[:MAX_CHAPTER_CHARS].rsplit(" ", 1)[0] + " …"
     return text

@@ -153,7 +153,9 @@ class _Sections:
         story = state.story.story
         sections = [rules, f"STORY: {story.title}\n{story.summary}".strip()]
         if self.chapters:
-            sections.append("THE STORY SO FAR:\n" + "\n".join(c.render() for c in self.chapters))
+            sections.append(
+                "THE STORY SO FAR:\n" + "\n".join(f"- {c.label()}" for c in self.chapters)
+            )
         if story.content_notes:
             sections.append(f"Content notes: {story.content_notes}")
         location = state.locations.get(state.scene_location or "")

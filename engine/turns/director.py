@@ -83,7 +83,7 @@ class DirectorPlan:
     importance: float
 
 
-def _clean(text: str) -> str:
+def one_line(text: str) -> str:
     """One line of text: no lone surrogates, control characters or runs of whitespace."""
     text = text.encode("utf-8", "replace").decode("utf-8")
     return " ".join(_CONTROL.sub(" ", text).split())
@@ -116,12 +116,12 @@ class _Planner:
     def edit(
         self, kind: str, target: str, value: Any, reason: str, delta: float | None = None
     ) -> None:
-        self.edits.append(Edit(kind, target, value, _clean(reason)[:MAX_REASON], delta))
+        self.edits.append(Edit(kind, target, value, one_line(reason)[:MAX_REASON], delta))
 
     def character(self, name: str, what: str, *, npc_only: bool = False) -> CharacterState | None:
-        key = self._characters.get(_clean(name).lower())
+        key = self._characters.get(one_line(name).lower())
         if key is None:
-            self.notes.append(f'dropped {what}: unknown character "{_clean(name)[:60]}"')
+            self.notes.append(f'dropped {what}: unknown character "{one_line(name)[:60]}"')
             return None
         character = self.state.characters[key]
         if npc_only and character.is_player:
@@ -130,7 +130,7 @@ class _Planner:
         return character
 
     def text(self, raw: str, limit: int, what: str) -> str:
-        text = _clean(raw)
+        text = one_line(raw)
         if len(text) > limit:
             self.notes.append(f"trimmed {what} to {limit} characters")
             text = text[:limit].rstrip()
@@ -139,7 +139,7 @@ class _Planner:
     def scene(self, change: SceneChange | None) -> None:
         if change is None:
             return
-        where = _clean(change.location or "")
+        where = one_line(change.location or "")
         if where:
             key = self._locations.get(where.lower())
             if key is None:
@@ -204,7 +204,7 @@ class _Planner:
                     continue
                 sums[field] += value
             if delta.reason.strip():
-                reasons.setdefault(pair, []).append(_clean(delta.reason))
+                reasons.setdefault(pair, []).append(one_line(delta.reason))
         for pair, sums in totals.items():
             label = f"{pair[0]}->{pair[1]}"
             reason = "; ".join(dict.fromkeys(reasons.get(pair, [])))
@@ -227,7 +227,7 @@ class _Planner:
         for change in changes:
             name, value = change.name.strip(), change.value
             if len(name) > MAX_FLAG_NAME or not _FLAG_NAME.fullmatch(name):
-                self.notes.append(f'dropped flag "{_clean(name)[:60]}": not a valid flag name')
+                self.notes.append(f'dropped flag "{one_line(name)[:60]}": not a valid flag name')
                 continue
             if isinstance(value, float) and not math.isfinite(value):
                 self.notes.append(f'dropped flag "{name}": not a finite number')
@@ -282,7 +282,7 @@ class _Planner:
 
 def _lookup(names: dict[str, str]) -> dict[str, str]:
     """Lower-cased display names and keys to keys; a key wins over a display name."""
-    table = {_clean(name).lower(): key for key, name in names.items()}
+    table = {one_line(name).lower(): key for key, name in names.items()}
     table.update({key.lower(): key for key in names})
     table.pop("", None)
     return table

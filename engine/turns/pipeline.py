@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -32,7 +31,6 @@ from engine.turns import store, turn_writes
 from engine.turns.context import ContextParts, build_scene_context
 from engine.turns.director import DirectorPlan, plan_changes, step_toward
 from engine.turns.director_output import DirectorOutput
-from engine.turns.memory import MemoryRecall
 from engine.turns.prompts import director_messages
 from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
 from engine.usecases.base import EngineCore
@@ -70,10 +68,6 @@ class TurnInput:
 
 
 class TurnPipeline(EngineCore):
-    @functools.cached_property
-    def memory(self) -> MemoryRecall:
-        return MemoryRecall(self.db.engine.dialect.name == "sqlite")
-
     async def _run_turn_safely(self, channel_id: int) -> None:
         try:
             await self._run_turn(channel_id)

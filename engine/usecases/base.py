@@ -22,6 +22,7 @@ from engine.state.loading import load_snapshot
 from engine.state.snapshot import Snapshot, StateCache, StoryCache
 from engine.stories import StoryCatalog
 from engine.turns.chapters import ChapterWriter
+from engine.turns.memory import MemoryRecall
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,9 @@ class EngineCore:
         # The LLM part of the turn each channel is writing, and why it was stopped.
         self.generating: dict[int, asyncio.Task[Any]] = {}
         self.stop_reasons: dict[int, str | None] = {}
-        self.chapters = ChapterWriter(db, gateway)  # the story so far, beside the queue
+        # Memory beyond the recent transcript: older turns recalled, the story so far.
+        self.memory = MemoryRecall(db.engine.dialect.name == "sqlite")
+        self.chapters = ChapterWriter(db, gateway)  # written beside the queue
         self.dispatcher = ChannelDispatcher(
             self._run_turn_safely,
             collect_window=self.collect_windows.for_channel,

@@ -148,7 +148,7 @@ class ViewUseCases(EngineCore):
                 turn_count=pt.turn_count,
                 summaries=tuple(reversed(summaries)),
                 recent=tuple(Post(r.speaker_name, r.content) for r in reversed(rows)),
-                chapters=tuple(c.render().removeprefix("- ") for c in story_so_far),
+                chapters=tuple(c.label() for c in story_so_far),
             )
 
     async def event_log(self, channel_id: int, limit: int = 20) -> list[EventView]:
