@@ -128,15 +128,26 @@ class StateEditor:
     async def get(self, kind: str, target: str) -> Any:
         return await self._readers[kind](target)
 
-    async def shown(self, kind: str, target: str) -> Any:
-        """The current value as people see it (a flag's value, an arc's status)."""
-        return _shown(kind, await self.get(kind, target))
-
     async def set(self, kind: str, target: str, value: Any, reason: str = "") -> ChangeView | None:
         """Apply one change and record it; a change to the same value records nothing."""
+        return await self._set(kind, target, await self.get(kind, target), value, reason)
+
+    async def set_if_still(
+        self, kind: str, target: str, expected: Any, value: Any, reason: str = ""
+    ) -> bool:
+        """Like `set`, while the value is still `expected` (what the caller planned from);
+        False, changing nothing, when someone else changed it meanwhile."""
         before = await self.get(kind, target)
+        if not _same(_shown(kind, before), expected):
+            return False
+        await self._set(kind, target, before, value, reason)
+        return True
+
+    async def _set(
+        self, kind: str, target: str, before: Any, value: Any, reason: str
+    ) -> ChangeView | None:
         shown = _shown(kind, before)
-        if shown == value and type(shown) is type(value):
+        if _same(shown, value):
             return None
         after = self._stored(kind, value, before)
         await self._write(kind, target, after)
@@ -418,6 +429,11 @@ def _progress_fields(value: dict[str, Any]) -> dict[str, Any]:
         "started_turn": value["started_turn"],
         "completed_turn": value["completed_turn"],
     }
+
+
+def _same(shown: Any, value: Any) -> bool:
+    """Equal and of one type: a flag set to 1 is not one set to True."""
+    return bool(shown == value) and type(shown) is type(value)
 
 
 def _shown(kind: str, stored: Any) -> Any:

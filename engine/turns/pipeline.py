@@ -324,21 +324,22 @@ class TurnPipeline(EngineCore):
                 kept: list[str] = []
                 done: set[tuple[str, str]] = set()
                 for edit in plan.edits:
-                    value = edit.value
+                    kind, target = edit.kind, edit.target
                     if edit.delta is not None:  # a step from the row as it is now
-                        current = await editor.get(edit.kind, edit.target)
-                        value = step_toward(current, edit.delta, edit.kind)
-                    elif edit.kind in SET_OUTRIGHT and (edit.kind, edit.target) not in done:
+                        value = step_toward(await editor.get(kind, target), edit.delta, kind)
+                        await editor.set(kind, target, value, edit.reason)
+                    elif kind in SET_OUTRIGHT and (kind, target) not in done:
                         # Changed since the turn began (a moderator, mostly): that change
                         # is newer than what the director saw, so it stays.
-                        was = state.value_of(edit.kind, edit.target)
-                        now = await editor.shown(edit.kind, edit.target)
-                        # For flags 1 is not True; elsewhere values compare as they are.
-                        if now != was or (edit.kind == "flag" and type(now) is not type(was)):
-                            kept.append(f"kept {edit.kind} {edit.target}: changed during the turn")
+                        was = state.value_of(kind, target)
+                        if not await editor.set_if_still(
+                            kind, target, was, edit.value, edit.reason
+                        ):
+                            kept.append(f"kept {kind} {target}: changed during the turn")
                             continue
-                    done.add((edit.kind, edit.target))
-                    await editor.set(edit.kind, edit.target, value, edit.reason)
+                    else:
+                        await editor.set(kind, target, edit.value, edit.reason)
+                    done.add((kind, target))
                     if edit.kind == "present" and edit.value is True:
                         witnesses.add(edit.target)
                 summary = plan.summary or _fallback_summary(posts)
