@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from engine.db.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from engine.db.statements import DriverRunner, PreparedCache, Runner, SessionRunner
 
 _READ_ONLY = "dreamwalkers_read_only"
@@ -61,6 +62,8 @@ def _install_sqlite_rules(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints are the background task's (engine/db/checkpoint.py); this is its backstop.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -103,12 +106,20 @@ class Database:
         self._idle_readers: asyncio.Queue[AsyncConnection] = asyncio.Queue()  # `_take_reader`
         self._readers_open = 0
         self._drivers: dict[AsyncConnection, Any] = {}  # kept-open connection -> aiosqlite
+        database = make_url(url).database or ""
+        in_memory = database in ("", ":memory:") or "mode=memory" in database
+        self.checkpoints = WalCheckpointer(self.engine) if self._sqlite and not in_memory else None
+
+    def _wrote(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.wrote()
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         lock = self._write_lock if self._sqlite else contextlib.nullcontext()
         async with lock, self._write_sessions() as session, session.begin():
             yield session
+        self._wrote()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -127,12 +138,14 @@ class Database:
         if not self._driver:
             async with self._sessions_only(self.engine) as runner:
                 yield runner
+            self._wrote()
             return
         async with self._write_lock:
             if self._writer is None:
                 self._writer = await self.engine.connect()
             async with self._driver_transaction(self._writer, "BEGIN IMMEDIATE") as runner:
                 yield runner
+        self._wrote()
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[Runner]:
@@ -204,6 +217,8 @@ class Database:
             raise
 
     async def close(self) -> None:
+        if self.checkpoints is not None:
+            await self.checkpoints.close()
         while not self._idle_readers.empty():
             await self._drop_reader(self._idle_readers.get_nowait())
         if self._writer is not None:

@@ -1,0 +1,83 @@
+"""WAL checkpoints in the background, so no turn waits for one.
+
+In WAL mode SQLite appends every commit to the write-ahead log and, once the log passes
+`wal_autocheckpoint` pages (1,000 by default), the commit that crossed the line copies the
+whole log back into the database file before it returns. A turn writes about 40 pages, so
+every 25th turn or so paid 12-20 ms for that copy (bench/turns.py: p99 21 ms with it, 8 ms
+without; docs/performance.md).
+
+So the connections of this process leave that to `WalCheckpointer`: a task that, about a
+second after writes, runs a PASSIVE checkpoint on a connection of its own. SQLite copies
+the log while readers and the writer go on (PASSIVE takes no lock they wait for), and the
+copy runs in that connection's driver thread, off the event loop. The automatic checkpoint
+stays as a backstop at BACKSTOP_PAGES, should this task fall behind or stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger(__name__)
+
+BACKSTOP_PAGES = 16_000  # 64 MiB of log at SQLite's default 4 KiB pages
+DELAY_SECONDS = 1.0  # writes coming in a burst share one checkpoint
+
+
+class WalCheckpointer:
+    """Checkpoints one SQLite database file after writes (`wrote`); `close` stops it."""
+
+    def __init__(self, engine: AsyncEngine, delay: float = DELAY_SECONDS) -> None:
+        self.engine = engine
+        self.delay = delay
+        self.checkpoints = 0  # done so far (tests and benchmarks read it)
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None
+
+    def wrote(self) -> None:
+        """Note a committed write; a checkpoint follows within `delay`."""
+        self._dirty.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self.delay)
+            self._dirty.clear()  # writes from now on ask for the next one
+            try:
+                await self._checkpoint()
+            except Exception:
+                # The automatic checkpoint still runs at BACKSTOP_PAGES; try again later.
+                log.warning("WAL checkpoint failed", exc_info=True)
+                await self._drop_connection()
+
+    async def _checkpoint(self) -> None:
+        if self._connection is None:
+            self._connection = await self.engine.connect()
+        raw: Any = (await self._connection.get_raw_connection()).driver_connection
+        # Outside any transaction (the driver's isolation level is None): a checkpoint
+        # cannot run inside one.
+        cursor = await raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        busy, log_pages, copied = await cursor.fetchone()
+        await cursor.close()
+        self.checkpoints += 1
+        log.debug("WAL checkpoint: %s of %s pages copied (busy=%s)", copied, log_pages, busy)
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._drop_connection()
