@@ -82,6 +82,28 @@ async def test_an_old_turn_that_matters_is_recalled(
         assert recalled.count("- (turn") == 4  # the best two matches of "Mira", at most
 
 
+async def test_an_input_stored_before_a_restart_recalls_the_same(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # The process that answers knows only part of the input waiting (recall's guess of its
+    # words, engine.turns.memory.InputHints, is wrong): recall still reads the whole input.
+    llm_server.reply(
+        "director",
+        summary("Mira hid the silver key under the third floorboard."),
+        *[QUIET] * 20,
+    )
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await begin(engine)
+        for n in range(20):
+            await play(engine, f"I wait by the fire ({n}).")
+        await engine.submit_input(CHANNEL, ASH, "Where did Mira put that key?", queue=False)
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await play(engine, "I look around.")
+        prompt = llm_server.calls("scene")[-1].prompt
+        assert "Where did Mira put that key?" in prompt and "I look around." in prompt
+        assert "(turn 1) Mira hid the silver key under the third floorboard." in prompt
+
+
 async def test_an_undone_turn_is_not_recalled(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:

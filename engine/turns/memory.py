@@ -12,11 +12,11 @@ A turn's prompt carries the recent transcript and the summaries of the turns jus
   forgotten even when nobody names them (the only kind of recall where FTS5 is missing).
 
 At most RECALLED are kept (one place is kept for the most important one), oldest first.
-This costs one more round trip in the turn's read, only in stories longer than what the
-prompt already covers. Its work is bounded: each word is searched on its own and only its
-PER_WORD newest matches are read. Ranking every match of one OR query by FTS5's bm25
-instead cost 30 ms a turn at 10,000 turns of history (bench/turns.py), since bm25 counts
-all matches first.
+Recall runs only in stories longer than what the prompt already covers, and usually in the
+turn's own read round trip (`InputHints`; otherwise in a read of its own). Its work is
+bounded: each word is searched on its own and only its PER_WORD newest matches are read.
+Ranking every match of one OR query by FTS5's bm25 instead cost 30 ms a turn at 10,000
+turns of history (bench/turns.py), since bm25 counts all matches first.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ RECALLED = 4
 IMPORTANT = 0.7
 MAX_TERMS = 8
 PER_WORD = 16
+MAX_HINTS = 64
 _WORD = re.compile(r"[^\W_]+")
 # Words too common to say what an input is about (FTS5 would still find them everywhere).
 _COMMON = """
@@ -117,17 +118,27 @@ class MemoryRecall:
             return []
         if self.full_text is None:
             self.full_text = bool(await runner.all(_fts_table))
+        words = search_words(texts) if self.full_text else []
+        return self.rank(await runner.finish(self.queries(playthrough_id, until, words)))
+
+    def queries(self, playthrough_id: int, until: int, words: list[str]) -> list[Call]:
+        """What `recall` runs for these search words (`search_words`); `rank` reads the
+        rows. For a caller that runs them with queries of its own."""
         calls: list[Call] = [
             (
                 _important,
                 {"pid": playthrough_id, "least": IMPORTANT, "until": until, "limit": RECALLED},
             )
         ]
-        words = search_words(texts) if self.full_text else []
         for word in words:
             query = word_query(playthrough_id, word)
             calls.append((_word_matches, {"query": query, "until": until, "limit": PER_WORD}))
-        important, *matches = await runner.finish(calls)
+        return calls
+
+    @staticmethod
+    def rank(results: list[list[tuple[Any, ...]]]) -> list[Recalled]:
+        """The recalled summaries from the rows of `queries`."""
+        important, *matches = results
         # A word found in few memories says more than one found in many: each match of a
         # word scores 1 / its number of matches (capped at PER_WORD, so a word that common
         # hardly counts), summed over the words, weighted by importance.
@@ -147,3 +158,40 @@ class MemoryRecall:
                 break
             chosen.setdefault(int(turn), summary)
         return [Recalled(turn, chosen[turn]) for turn in sorted(chosen)]
+
+
+class InputHints:
+    """The inputs this process stored that no turn has read yet, by channel.
+
+    Recall searches for the words of the input a turn answers, which the turn's read brings;
+    searching after it costs a second round trip to the driver. The same process stored
+    that input a moment before (`stored`), so the turn guesses its words from here and runs
+    recall in the read's own round trip; the guess is checked against the input read, and
+    a wrong one (an input from before a restart, a retry) only costs that second trip.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[int, dict[int, str]] = {}
+
+    def stored(self, channel_id: int, message_id: int, text: str) -> None:
+        texts = self._texts.setdefault(channel_id, {})
+        texts[message_id] = text
+        if len(texts) > MAX_HINTS:  # a channel that stores and never plays
+            del texts[min(texts)]
+
+    def words(self, channel_id: int) -> list[str] | None:
+        """The search words of the inputs waiting in the channel, as far as known here."""
+        texts = self._texts.get(channel_id)
+        return search_words(texts[i] for i in sorted(texts)) if texts else None
+
+    def read(self, channel_id: int, waiting: Iterable[int], newest: int) -> None:
+        """Forget what a turn's read found answered: every input up to `newest` (the
+        newest message read) that is not `waiting`."""
+        texts = self._texts.get(channel_id)
+        if texts is None:
+            return
+        keep = set(waiting)
+        for message_id in [i for i in texts if i <= newest and i not in keep]:
+            del texts[message_id]
+        if not texts:
+            del self._texts[channel_id]

@@ -31,12 +31,15 @@ from engine.turns import store, turn_writes
 from engine.turns.context import ContextParts, build_scene_context
 from engine.turns.director import DirectorPlan, plan_changes, step_toward
 from engine.turns.director_output import DirectorOutput
+from engine.turns.memory import search_words
 from engine.turns.prompts import director_messages
 from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
 from engine.usecases.base import EngineCore
 
 log = logging.getLogger(__name__)
 TurnRead = tuple["TurnInput", Snapshot, int, ContextParts]
+# A turn's read, and whether recall is still to be read (see `_read_turn`).
+_Read = tuple["TurnInput", Snapshot, int, ContextParts, bool]
 
 
 TURN_DROPPED = (
@@ -202,6 +205,24 @@ class TurnPipeline(EngineCore):
             await turn_writes.log_event(runner, pt, "error", summary, {"error": error}, turn_id)
 
     async def _read_turn(self, channel_id: int) -> TurnRead | None:
+        """The waiting input and what the prompt needs (`_read_context`). Recall
+        (engine.turns.memory) rides in the read's round trip when this process stored the
+        input and so knew its words beforehand (`InputHints`); otherwise it is read after.
+        """
+        read = await self._read_context(channel_id)
+        if read is None:
+            return None
+        turn_input, state, version, parts, recall_later = read
+        if recall_later:
+            texts = [line.text for line in parts.inputs]
+            until = turn_input.number - 1 - RECALL_AFTER
+            async with self.db.reading() as runner:
+                parts.recalled = await self.memory.recall(
+                    runner, turn_input.playthrough_id, until, texts
+                )
+        return turn_input, state, version, parts
+
+    async def _read_context(self, channel_id: int) -> _Read | None:
         """The waiting input and what the prompt needs. In one round trip when the channel's
         playthrough is remembered from its last turn and its state is cached: the
         playthrough is read again alongside, and if it changed, everything is read again
@@ -228,6 +249,14 @@ class TurnPipeline(EngineCore):
         assert read is not _CHANGED  # only a recheck finds that
         return read
 
+    def _recall_words(self, channel_id: int, until: int) -> list[str] | None:
+        """The words recall will search for, if known before the turn's read."""
+        if until < 1 or self.memory.full_text is None:  # (not asked yet: `recall` asks)
+            return None
+        if not self.memory.full_text:
+            return []  # recall by importance alone
+        return self.input_hints.words(channel_id)
+
     async def _read_input(
         self,
         runner: Runner,
@@ -235,11 +264,12 @@ class TurnPipeline(EngineCore):
         state: Snapshot,
         version: int,
         recheck: int | None = None,
-    ) -> TurnRead | Literal[_Seen.CHANGED] | None:
+    ) -> _Read | Literal[_Seen.CHANGED] | None:
         """(TurnInput, state, version, ContextParts); None when no input waits; `_CHANGED`
         when `recheck` found the channel's playthrough other than `pt`."""
         known = pt.guild_id in self.guild_models
         until = pt.turn_count - RECALL_AFTER  # turns older than the prompt's summaries
+        guess = self._recall_words(state.channel_id, until)
         read = await store.read_turn(
             runner,
             pt,
@@ -247,27 +277,26 @@ class TurnPipeline(EngineCore):
             self.options.recent_messages,
             guild_model=not known,
             recheck=recheck,
-            finish=until < 1,
+            extra=self.memory.queries(pt.id, until, guess) if guess is not None else (),
         )
         if recheck is not None and read.playthrough != pt:
             return _CHANGED
         self.seen_playthroughs[state.channel_id] = pt
         if not known:
             self.guild_models[pt.guild_id] = read.guild_model
-        if not read.waiting:
+        waiting = tuple(message_id for message_id, _ in read.waiting)
+        self.input_hints.read(state.channel_id, waiting, read.newest_message)
+        if not waiting:
             return None
-        turn_input = TurnInput(
-            pt.id,
-            tuple(message_id for message_id, _ in read.waiting),
-            pt.turn_count + 1,
-            self.guild_models[pt.guild_id],
-        )
+        turn_input = TurnInput(pt.id, waiting, pt.turn_count + 1, self.guild_models[pt.guild_id])
         parts = read.parts(state)
-        if until >= 1:  # in the same read transaction, one more round trip
-            # What the players write now says what matters.
-            texts = [line.text for line in parts.inputs]
-            parts.recalled = await self.memory.recall(runner, pt.id, until, texts)
-        return turn_input, state, version, parts
+        # What the players write now says what matters: the guess holds if its words do.
+        if guess is not None and (
+            not self.memory.full_text or guess == search_words(line.text for line in parts.inputs)
+        ):
+            parts.recalled = self.memory.rank(read.extra)
+            return turn_input, state, version, parts, False
+        return turn_input, state, version, parts, until >= 1
 
     async def _apply(
         self,

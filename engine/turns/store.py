@@ -4,7 +4,8 @@ the turn's hot path, one round trip in the usual case. What it writes after them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -164,6 +165,8 @@ class TurnReading:
     chapters: list[chapters.Chapter]
     guild_model: str | None = None
     playthrough: PlaythroughRow | None = None  # read again when asked (`recheck`)
+    newest_message: int = 0  # the id of the newest message read (0: none)
+    extra: list[list[tuple[Any, ...]]] = field(default_factory=list)  # rows of `extra` calls
 
     def parts(self, state: Snapshot) -> ContextParts:
         inputs = [line for _, line in self.waiting]
@@ -185,14 +188,14 @@ async def read_turn(
     *,
     guild_model: bool = False,
     recheck: int | None = None,
-    finish: bool = True,
+    extra: Sequence[Call] = (),
 ) -> TurnReading:
-    """Everything in one round trip, which also ends the read transaction (unless
-    `finish` is false: the caller reads more, as recall does). Waiting input
+    """Everything in one round trip, which also ends the read transaction. Waiting input
     is always the newest message (a turn takes all of it), so the recent transcript and
     the input come from one query; knowledge and summaries from indexed ranges. With
     `recheck` (a channel id), the channel's live playthrough is read alongside, so a caller
-    that trusted a remembered `pt` can see whether it still holds."""
+    that trusted a remembered `pt` can see whether it still holds. `extra` queries ride along
+    (recall's); their rows are in `extra`."""
     characters = {c.id: c.key for c in state.present_characters() if not c.is_player}
     limit = recent_messages + MAX_INPUTS_PER_TURN
     calls: list[Call] = [
@@ -205,7 +208,9 @@ async def read_turn(
         calls.append((_guild_model, {"guild": pt.guild_id}))
     if recheck is not None:
         calls.append((_active_playthrough, {"channel": recheck}))
-    results = await (runner.finish(calls) if finish else runner.all_each(calls))
+    ours = len(calls)
+    calls += extra
+    results = await runner.finish(calls)
     transcript: list[Line] = []
     waiting: list[tuple[int, Line]] = []
     for message_id, speaker, text, is_waiting in reversed(results[0]):
@@ -214,7 +219,7 @@ async def read_turn(
         else:
             transcript.append(Line(speaker, text))
     model = results[4][0][0] if guild_model and results[4] else None
-    live = results[-1] if recheck is not None else []
+    live = results[ours - 1] if recheck is not None else []
     return TurnReading(
         transcript[-recent_messages:],
         waiting,
@@ -223,6 +228,8 @@ async def read_turn(
         chapters.chapters_of(results[3]),
         str(model) if model else None,
         PlaythroughRow(*live[0]) if live else None,
+        results[0][0][0] if results[0] else 0,
+        results[ours:],
     )
 
 

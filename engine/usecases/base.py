@@ -22,7 +22,7 @@ from engine.state.loading import load_snapshot
 from engine.state.snapshot import Snapshot, StateCache, StoryCache
 from engine.stories import StoryCatalog
 from engine.turns.chapters import ChapterWriter
-from engine.turns.memory import MemoryRecall
+from engine.turns.memory import InputHints, MemoryRecall
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class EngineCore:
         self.stop_reasons: dict[int, str | None] = {}
         # Memory beyond the recent transcript: older turns recalled, the story so far.
         self.memory = MemoryRecall(db.engine.dialect.name == "sqlite")
+        self.input_hints = InputHints()  # lets recall ride in the turn's read
         self.chapters = ChapterWriter(db, gateway)  # written beside the queue
         self.dispatcher = ChannelDispatcher(
             self._run_turn_safely,

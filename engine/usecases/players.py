@@ -326,6 +326,7 @@ class PlayerUseCases(EngineCore):
             # The checks pass now: the story or the player changed while it was stored.
             raise InvalidInput("The story changed just as you wrote; please send that again.")
         receipt = InputReceipt(message_id, duplicate=False)
+        self.input_hints.stored(channel_id, message_id, content)
         if queue:
             self.dispatcher.signal_input(channel_id)
         return receipt
