@@ -338,6 +338,28 @@ def test_flags_are_validated() -> None:
     assert all(n.startswith("dropped flag") for n in result.notes)
 
 
+def test_flags_the_story_declares_keep_their_kind() -> None:
+    state = make_state()
+    state.story = state.story.model_copy(
+        update={"flags": {"door_open": False, "gold": 0, "fate": "unknown"}}
+    )
+    result = plan_changes(
+        DirectorOutput(
+            flags=[
+                FlagChange(name="door_open", value="no"),
+                FlagChange(name="gold", value="12"),
+                FlagChange(name="fate", value=True),
+                FlagChange(name="invented", value="false"),  # not the story's: as given
+            ]
+        ),
+        state,
+    )
+    assert edits_of(result, "flag") == {"door_open": False, "gold": 12, "invented": "false"}
+    assert result.notes == ('dropped flag "fate": must be text (as the story has it), not true',)
+    wrong = plan_changes(DirectorOutput(flags=[FlagChange(name="door_open", value="maybe")]), state)
+    assert wrong.edits == () and "must be true or false" in wrong.notes[0]
+
+
 def test_importance_and_summary_are_clamped() -> None:
     result = plan(summary="  " + "word " * 200, importance=7)
     assert 490 < len(result.summary) <= 500 and result.summary == result.summary.strip()

@@ -159,6 +159,32 @@ async def test_flag_from_the_director_opens_episodes(
         assert "Go down into the cellar." in llm_server.calls("scene")[1].prompt
 
 
+async def test_a_flag_written_as_text_keeps_the_kind_the_story_gave_it(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # Models write "false" for false; as text it would count as true and open the episode.
+    llm_server.reply(
+        "director",
+        director(flags=[{"name": "door_open", "value": "false"}]),
+        director(flags=[{"name": "door_open", "value": "maybe"}]),
+        director(flags=[{"name": "door_open", "value": "TRUE"}]),
+    )
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await begin(engine, (ASH_USER, "ash"))
+        await turn(engine, ASH_USER, "I try the door.")
+        await turn(engine, ASH_USER, "I try it again.")
+        arcs = {a.key: a for a in await engine.arcs(CHANNEL)}
+        assert arcs["escape"].episodes[0].status == "active"
+        assert arcs["bond"].status == "locked"
+        flags = {f.name: f.value for f in await engine.flags(CHANNEL)}
+        assert flags["door_open"] is False
+        await turn(engine, ASH_USER, "I push hard.")
+        flags = {f.name: f.value for f in await engine.flags(CHANNEL)}
+        assert flags["door_open"] is True
+        arcs = {a.key: a for a in await engine.arcs(CHANNEL)}
+        assert arcs["escape"].episodes[0].status == "completed"
+
+
 async def _full_state(engine: Engine) -> dict[str, Any]:
     async with engine.db.read() as session:
         out: dict[str, Any] = {}

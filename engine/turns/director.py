@@ -15,8 +15,11 @@ finite. The documented rules and ranges:
   the range: trust and affection in [-1, 1], familiarity in [0, 1] (middle 0.5). The edit
   holds the new absolute value rounded to 3 decimals; none when the value does not change.
 - Flags: names match KEY_PATTERN (≤ 48 characters); string values ≤ 200 characters, numbers
-  finite, integers within ±2**53; otherwise dropped. No edit for an unchanged value (same
-  value and type: 1 is not True).
+  finite, integers within ±2**53; otherwise dropped. A flag the story declares (in `flags` or
+  an episode's `sets_flags`) keeps its kind: "false"/"no"/"0" and 0 become false for a
+  true/false flag ("true"/"yes"/"1" and 1 true), "3" becomes 3 for a number; any other
+  value of the wrong kind is dropped. No edit for an unchanged value (same value and type:
+  1 is not True).
 - Learned: only a character in the scene learns (present when the turn started, or brought in
   by this answer): knowledge with source "told", the fact trimmed to 500 characters.
 - Presence (non-player characters only; the last entry per character wins): entering sets
@@ -35,13 +38,20 @@ finite. The documented rules and ranges:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from engine.state.snapshot import CharacterState, Snapshot
-from engine.stories.schema import AFFECTION_RANGE, FAMILIARITY_RANGE, KEY_PATTERN, TRUST_RANGE
+from engine.stories.schema import (
+    AFFECTION_RANGE,
+    FAMILIARITY_RANGE,
+    KEY_PATTERN,
+    TRUST_RANGE,
+    FlagValue,
+)
 from engine.turns.director_output import (
     DirectorOutput,
     FlagChange,
@@ -112,6 +122,7 @@ class _Planner:
         self._locations = _lookup({loc.key: loc.name for loc in state.locations.values()})
         self.location = state.scene_location
         self.entering: set[str] = set()
+        self._declared: dict[str, FlagValue] | None = None
 
     def edit(
         self, kind: str, target: str, value: Any, reason: str, delta: float | None = None
@@ -222,6 +233,23 @@ class _Planner:
                 if new != current:
                     self.edit(field, label, new, reason, delta_sum)
 
+    @property
+    def declared(self) -> dict[str, FlagValue]:
+        """The flags the story declares (its own and those its episodes set), by the value
+        that gives their kind; a flag declared as two kinds is left out."""
+        if self._declared is None:
+            story = self.state.story
+            found: dict[str, FlagValue] = {}
+            mixed: set[str] = set()
+            sets = [episode.sets_flags for arc in story.arcs for episode in arc.episodes]
+            for flags in (story.flags, *sets):
+                for name, value in flags.items():
+                    if name in found and _flag_kind(found[name]) != _flag_kind(value):
+                        mixed.add(name)
+                    found.setdefault(name, value)
+            self._declared = {k: v for k, v in found.items() if k not in mixed}
+        return self._declared
+
     def flags(self, changes: list[FlagChange]) -> None:
         wanted: dict[str, tuple[bool | int | float | str, str]] = {}
         for change in changes:
@@ -242,8 +270,15 @@ class _Planner:
                         f'dropped flag "{name}": text over {MAX_FLAG_TEXT} characters'
                     )
                     continue
+            fitted = _as_declared(value, self.declared.get(name))
+            if fitted is None:
+                kind = _KIND_NAMES[_flag_kind(self.declared[name])]
+                shown = one_line(json.dumps(value))[:40]
+                why = f"must be {kind} (as the story has it), not {shown}"
+                self.notes.append(f'dropped flag "{name}": {why}')
+                continue
             wanted.pop(name, None)
-            wanted[name] = (value, change.reason)
+            wanted[name] = (fitted, change.reason)
         for name, (value, reason) in wanted.items():
             before = self.state.flag(name)
             if before == value and type(before) is type(value):
@@ -337,3 +372,41 @@ to another location, player characters come along, non-player characters stay be
 unless listed here as present, and those already there join unless listed as absent.
 - moods: a non-player character's new mood (a few words) and intent (one sentence).
 - importance: 0 (small talk) to 1 (a turning point)."""
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0", ""}
+_KIND_NAMES = {bool: "true or false", float: "a number", str: "text"}
+
+
+def _flag_kind(value: FlagValue) -> type:
+    if isinstance(value, bool):
+        return bool
+    return float if isinstance(value, int | float) else str
+
+
+def _as_declared(value: FlagValue, declared: FlagValue | None) -> FlagValue | None:
+    """`value` as the kind of flag the story declared (a model writes "false" for false, or
+    "3" for 3: the text "false" would count as true in conditions); None when it cannot be.
+    Flags the story does not declare take any value."""
+    if declared is None:
+        return value
+    kind = _flag_kind(declared)
+    if kind is bool:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            return True if word in _TRUE else False if word in _FALSE else None
+        return bool(value) if value in (0, 1) else None
+    if kind is float:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                return None
+            if not math.isfinite(value) or abs(value) > MAX_FLAG_INT:
+                return None
+        if isinstance(declared, int) and float(value).is_integer():
+            return int(value)
+        return value
+    return value if isinstance(value, str) else None
