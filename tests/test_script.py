@@ -146,6 +146,18 @@ def test_events_stream_line_by_line() -> None:
     assert parser.close() == []
 
 
+def test_reasoning_blocks_are_not_posted() -> None:
+    posts, _ = parse(
+        "<think>\nThe players want the key.\nMira: should she lie?\n</think>\n"
+        "Mira: It is gone. <THINK>she lies</think>Truly.\n"
+        "Narrator: The fire <think>unfinished thought"
+    )
+    assert posts == [
+        ScriptPost(MIRA, "It is gone. Truly."),
+        ScriptPost(NARRATOR, "The fire"),
+    ]
+
+
 def test_a_custom_narrator_name() -> None:
     posts, _ = parse_script("Storyteller: Once.\nNarrator: Twice.", NPCS, PLAYERS, "Storyteller")
     assert posts == [ScriptPost(Speaker("Storyteller", None), "Once.\nNarrator: Twice.")]
@@ -164,7 +176,9 @@ LABELS = [
     "Mira",
     "**",
 ]
-WORDS = st.sampled_from(["rain", "*grunts*", '"Late."', "Mira", ":", "  ", "é", "Bob:", "__"])
+WORDS = st.sampled_from(
+    ["rain", "*grunts*", '"Late."', "Mira", ":", "  ", "é", "Bob:", "__", "<think>", "</THINK>"]
+)
 LINES = st.one_of(
     st.just(""),
     st.just("   "),
@@ -198,6 +212,7 @@ def test_any_chunking_gives_the_same_posts(text: str, data: st.DataObject) -> No
         assert post.text.strip(), "no empty posts"
         assert post.text == post.text.strip()
         assert post.speaker.character_key not in PLAYERS
+        assert "<think>" not in post.text.lower(), "reasoning is never posted"
 
 
 @settings(max_examples=200, deadline=None)

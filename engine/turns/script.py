@@ -15,6 +15,8 @@ events while the text arrives: `PostStarted` when a post has its first visible t
   name may be wrapped in markdown bold or italics: `**Mira:**`, `**Mira**:`, `*Mira*:`,
   `__Mira__:`. Text after the label on the same line is the post's first text.
 - Text before any label belongs to the narrator.
+- Reasoning blocks (`<think>...</think>`, which reasoning models may write into the reply)
+  are never posted; a line holding only reasoning is skipped.
 - A label naming a *player* character (display name or key) is never posted: the model must
   not speak for a player. That line and its continuation lines up to the next label are
   dropped and listed in `dropped` as "Name: text". When a name is both a player's and a
@@ -41,6 +43,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 _MARKUP = r"(?:\*{1,3}|_{1,3})"
+# Reasoning models (served by Ollama, vLLM...) may put their thinking in the reply.
+_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class ScriptParser:
         self._speakers: list[Speaker] = []
         self._dropped: list[list[str]] = []
         self._dropping = False
+        self._thinking = False
         self._closed = False
 
     # --- public ------------------------------------------------------------------------
@@ -164,8 +170,34 @@ class ScriptParser:
 
     # --- internals ---------------------------------------------------------------------
 
+    def _visible(self, line: str) -> str | None:
+        """`line` without what is inside reasoning blocks; None when the line had only
+        reasoning (or tags) in it."""
+        if not self._thinking and "<" not in line:
+            return line
+        out: list[str] = []
+        pos, tagged = 0, self._thinking
+        while True:
+            if self._thinking:
+                end = _THINK_CLOSE.search(line, pos)
+                if end is None:
+                    break
+                self._thinking, pos = False, end.end()
+            else:
+                start = _THINK_OPEN.search(line, pos)
+                if start is None:
+                    out.append(line[pos:])
+                    break
+                out.append(line[pos : start.start()])
+                self._thinking, pos, tagged = True, start.end(), True
+        visible = "".join(out)
+        return None if tagged and not visible.strip() else visible
+
     def _line(self, raw: str, events: list[ScriptEvent]) -> None:
-        line = raw.rstrip()
+        visible = self._visible(raw)
+        if visible is None:
+            return
+        line = visible.rstrip()
         match = self._label_re.match(line) if self._label_re is not None else None
         label = None if match is None else self._labels.get(match.group("name").lower())
         if match is not None and label is not None:
