@@ -39,6 +39,8 @@ async def test_one_story_per_channel_and_joining_rules(
             await engine.join(CHANNEL, ASH, "ashley", character="rowan")
         with pytest.raises(InvalidInput, match="character of the story"):
             await engine.join(CHANNEL, ROWAN, "rowan", character="Mira")
+        with pytest.raises(InvalidInput, match="Narrator is the story's own voice"):
+            await engine.join(CHANNEL, ROWAN, "narrator")  # would post as the narration
         custom = await engine.join(
             CHANNEL, ROWAN, "rowan", character="Tilde", description="A ferrywoman."
         )

@@ -353,7 +353,9 @@ async def test_bad_input_is_refused_and_never_sent(
         await begin(engine, (ASH_USER, "ash"))
         with pytest.raises(InvalidInput, match="empty"):
             await engine.submit_input(CHANNEL, ASH_USER, "   ")
-        with pytest.raises(InvalidInput, match="keep one input under 2000"):
+        with pytest.raises(InvalidInput, match="empty"):  # zero-width spaces only
+            await engine.submit_input(CHANNEL, ASH_USER, "\u200b\u200b \u200b")
+        with pytest.raises(InvalidInput, match="keep one input to at most 2000"):
             await engine.submit_input(CHANNEL, ASH_USER, "x" * 2001)
         await asyncio.wait_for(engine.wait_idle(), WAIT)
         assert llm_server.calls() == []

@@ -42,6 +42,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+NARRATOR = "Narrator"  # the narrator's label and name
 _MARKUP = r"(?:\*{1,3}|_{1,3})"
 # Reasoning models (served by Ollama, vLLM...) may put their thinking in the reply.
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
@@ -86,7 +87,7 @@ class _Current:
 
 class ScriptParser:
     def __init__(
-        self, npcs: Mapping[str, str], players: Mapping[str, str], narrator: str = "Narrator"
+        self, npcs: Mapping[str, str], players: Mapping[str, str], narrator: str = NARRATOR
     ) -> None:
         """`npcs` and `players` map character keys to display names."""
         narrator_speaker = Speaker(narrator, None)
@@ -246,7 +247,7 @@ class ScriptParser:
 
 
 def parse_script(
-    text: str, npcs: Mapping[str, str], players: Mapping[str, str], narrator: str = "Narrator"
+    text: str, npcs: Mapping[str, str], players: Mapping[str, str], narrator: str = NARRATOR
 ) -> tuple[list[ScriptPost], list[str]]:
     """Parse a whole script at once: the posts and the dropped player lines."""
     parser = ScriptParser(npcs, players, narrator)

@@ -15,6 +15,7 @@ from engine.db.statements import first, scalar
 from engine.errors import InvalidInput, NoPlaythrough, NotFound, NotPlaying, StoryPaused
 from engine.results import InputReceipt, PlayerInfo
 from engine.state.setup import relationship_rows
+from engine.turns.script import NARRATOR
 from engine.usecases.base import EngineCore, find_key
 
 MAX_NAME_CHARS = 40
@@ -104,7 +105,7 @@ class PlayerUseCases(EngineCore):
             raise InvalidInput(f"A character name needs 1 to {MAX_NAME_CHARS} characters.")
         if len(description) > MAX_DESCRIPTION_CHARS:
             raise InvalidInput(
-                f"Keep the description under {MAX_DESCRIPTION_CHARS} characters "
+                f"Keep the description to at most {MAX_DESCRIPTION_CHARS} characters "
                 f"(it has {len(description)})."
             )
         async with self.db.write() as session:
@@ -163,6 +164,9 @@ class PlayerUseCases(EngineCore):
                     raise InvalidInput(
                         f"{npc.name} is a character of the story; pick another name."
                     )
+                if name.casefold() == NARRATOR.casefold():
+                    # Its posts would look like the story's own narration.
+                    raise InvalidInput(f"{NARRATOR} is the story's own voice; pick another name.")
                 key = _slug(name)
                 appearance = ""
             scene = await session.scalar(select(m.Scene).where(m.Scene.playthrough_id == pt.id))
@@ -292,12 +296,13 @@ class PlayerUseCases(EngineCore):
         With `queue=False` the input only waits; `run_pending` later answers everything waiting
         at once (the terminal closes a turn on a blank line this way)."""
         text = text.strip()
-        if not text:
+        if not any(c.isprintable() and not c.isspace() for c in text):  # (zero-width only too)
             raise InvalidInput("There is nothing to say: the message is empty.")
         limit = self.options.max_input_chars
         if len(text) > limit:
             raise InvalidInput(
-                f"That is {len(text)} characters; keep one input under {limit} and split the rest."
+                f"That is {len(text)} characters; keep one input to at most {limit} and split "
+                "the rest."
             )
         self.dispatcher.check_capacity(channel_id)
         if not self.collect_windows.knows(channel_id):
