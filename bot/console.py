@@ -72,7 +72,9 @@ class Console:
         self.sink = sink
         self.story_key = story_key
         self.interactive = interactive
-        self.joined: dict[str, str] = {}  # player name -> character name
+        # By casefolded player name (as user ids are): the name as first written, their character.
+        self.players: dict[str, str] = {}
+        self.characters: dict[str, str] = {}
         self.last_player: str | None = None
         self.waiting = 0
 
@@ -93,15 +95,20 @@ class Console:
                 )
             self.sink.say(f"! Continuing {info.story_title} after turn {info.turn_count}")
             for player in await self.engine.players(channel):
-                self.joined[player.display_name] = player.character_name
+                self._joined(player.display_name, player.character_name)
             await self.engine.recover()
             await self.engine.wait_idle(channel)
         for name in players:
             await self._ensure_joined(name)
 
-    async def _ensure_joined(self, name: str) -> None:
-        if name in self.joined:
-            return
+    def _joined(self, name: str, character: str) -> None:
+        self.players[name.casefold()] = name
+        self.characters[name.casefold()] = character
+
+    async def _ensure_joined(self, name: str) -> str:
+        """The player's name as first written (`Alice` is `alice`), joining them if new."""
+        if name.casefold() in self.players:
+            return self.players[name.casefold()]
         taken = {p.character_key for p in await self.engine.players(CONSOLE_CHANNEL_ID)}
         story = self.engine.story(self.story_key)
         free = next((s for s in story.suggested_characters if s.key not in taken), None)
@@ -111,8 +118,9 @@ class Console:
             name,
             character=free.key if free else name.capitalize(),
         )
-        self.joined[name] = player.character_name
+        self._joined(name, player.character_name)
         self.sink.say(f"! {name} plays {player.character_name}")
+        return name
 
     async def handle(self, line: str) -> bool:
         """Handle one input line; False ends the session."""
@@ -130,7 +138,7 @@ class Console:
         else:
             self.sink.say("! Say who is speaking first, like `alice: I open the door`.")
             return True
-        await self._ensure_joined(name)
+        name = await self._ensure_joined(name)
         self.last_player = name
         await self.engine.submit_input(CONSOLE_CHANNEL_ID, user_id_for(name), text, queue=False)
         self.waiting += 1

@@ -4,6 +4,7 @@ LLM double on loopback: a scripted multiplayer session, and a kill in the middle
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -11,6 +12,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from bot.console import play
+from engine.settings import Settings
 from tests.engine_support import TEST_STORY
 from tests.llm_double import LLMDouble
 
@@ -51,6 +54,29 @@ async def start_play(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def play_lines(
+    tmp_path: Path, server: LLMDouble, script: str, players: tuple[str, ...] = ()
+) -> list[str]:
+    """The output lines of `bot play` run in this process (faster than a new one)."""
+    story = tmp_path / "inn.toml"
+    story.write_text(TEST_STORY)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        openai_base_url=server.base_url,
+        llm_model="double",
+        llm_json_mode="json_schema",
+        llm_max_retries=0,
+        llm_deadline=30.0,
+    )
+    out = io.StringIO()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'game.db'}"
+    code = await asyncio.wait_for(
+        play(settings, str(story), list(players), url, io.StringIO(script), out), WAIT
+    )
+    assert code == 0
+    return out.getvalue().splitlines()
 
 
 async def test_scripted_multiplayer_session(tmp_path: Path, llm_server: LLMDouble) -> None:
@@ -127,3 +153,12 @@ async def test_killed_mid_turn_is_finished_after_restart(
     assert turns == [("done",)]
     assert inputs == [("I light the lamp.",)]
     assert posts == [("The lamp catches, and shadows leap.",)]
+
+
+async def test_player_names_ignore_case(tmp_path: Path, llm_server: LLMDouble) -> None:
+    lines = await play_lines(tmp_path, llm_server, "alice: hi\nAlice: capital A\n\n")
+    assert lines.count("! alice plays Ash") == 1
+    assert not [line for line in lines if "already playing" in line]
+    (scene,) = llm_server.calls("scene")
+    assert "Ash: hi" in scene.prompt
+    assert "Ash: capital A" in scene.prompt
