@@ -1,8 +1,9 @@
 """The terminal front end: `python -m bot play STORY [--players alice,bob] [--db PATH]`.
 
 Input, one line at a time:
-- `name: text` is input from player `name` (joined on first use with the next free suggested
-  character, or a character named after them); a bare line is from the last player who wrote;
+- `name: text` is input from player `name` (one word, any letters, case ignored; joined on
+  first use with the next free suggested character, or a character named after them); a bare
+  line is from the last player who wrote;
 - a blank line (or the end of input) closes the turn: everything since the last blank line is
   answered together;
 - `/look`, `/characters`, `/rel [name]`, `/flags`, `/arcs`, `/recap`, `/undo`, `/retry`,
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.bootstrap import build_engine, close_engine, load_stories
-from engine.errors import EngineError
+from engine.errors import EngineError, InvalidInput
 from engine.facade import Engine
 from engine.results import TurnResult
 from engine.settings import Settings
@@ -33,7 +34,10 @@ from engine.stories import StoryCatalog, load_story
 
 CONSOLE_GUILD_ID = 1
 CONSOLE_CHANNEL_ID = 1
-PLAYER_LINE = re.compile(r"^([A-Za-z][\w-]{0,31})\s*:\s*(.*)$")
+# A single word before a colon names the player (letters of any script); a longer name is
+# refused with the rule rather than read as text of someone else.
+PLAYER_LINE = re.compile(r"^([^\W\d_][\w-]*)\s*:\s*(.*)$")
+MAX_PLAYER_NAME = 32
 
 
 def user_id_for(name: str) -> int:
@@ -109,6 +113,11 @@ class Console:
         """The player's name as first written (`Alice` is `alice`), joining them if new."""
         if name.casefold() in self.players:
             return self.players[name.casefold()]
+        if not PLAYER_LINE.match(f"{name}:") or len(name) > MAX_PLAYER_NAME:
+            raise InvalidInput(
+                f"{name[:40]!r} is not a player name: 1 to {MAX_PLAYER_NAME} letters, digits, "
+                "- or _, starting with a letter."
+            )
         taken = {p.character_key for p in await self.engine.players(CONSOLE_CHANNEL_ID)}
         story = self.engine.story(self.story_key)
         free = next((s for s in story.suggested_characters if s.key not in taken), None)

@@ -162,3 +162,19 @@ async def test_player_names_ignore_case(tmp_path: Path, llm_server: LLMDouble) -
     (scene,) = llm_server.calls("scene")
     assert "Ash: hi" in scene.prompt
     assert "Ash: capital A" in scene.prompt
+
+
+async def test_unicode_and_overlong_player_names(tmp_path: Path, llm_server: LLMDouble) -> None:
+    long = "a" * 33
+    script = f"Émile: bonjour\nI whisper: hush\nZoë: salut\n{long}: hello\n\n"
+    lines = await play_lines(tmp_path, llm_server, script)
+    assert "! Émile plays Ash" in lines
+    assert "! Zoë plays Rowan" in lines
+    assert (
+        f"! {long!r} is not a player name: 1 to 32 letters, digits, - or _, starting with a letter."
+        in lines
+    )
+    (scene,) = llm_server.calls("scene")
+    assert "Ash: bonjour" in scene.prompt
+    assert "Ash: I whisper: hush" in scene.prompt  # a sentence with a colon is text
+    assert "hello" not in scene.prompt  # refused, not taken as Zoë's text
