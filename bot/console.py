@@ -147,6 +147,10 @@ class Console:
         else:
             self.sink.say("! Say who is speaking first, like `alice: I open the door`.")
             return True
+        if not any(c.isprintable() and not c.isspace() for c in text):
+            # The engine refuses it too, but only after the join would have taken a character.
+            self.sink.say("! There is nothing to say: the message is empty.")
+            return True
         name = await self._ensure_joined(name)
         self.last_player = name
         await self.engine.submit_input(CONSOLE_CHANNEL_ID, user_id_for(name), text, queue=False)

@@ -178,3 +178,10 @@ async def test_unicode_and_overlong_player_names(tmp_path: Path, llm_server: LLM
     assert "Ash: bonjour" in scene.prompt
     assert "Ash: I whisper: hush" in scene.prompt  # a sentence with a colon is text
     assert "hello" not in scene.prompt  # refused, not taken as Zoë's text
+
+
+async def test_empty_input_joins_nobody(tmp_path: Path, llm_server: LLMDouble) -> None:
+    lines = await play_lines(tmp_path, llm_server, "dave:   \u200b\nerin: I wave.\n\n")
+    assert "! There is nothing to say: the message is empty." in lines
+    assert not [line for line in lines if line.startswith("! dave plays")]
+    assert "! erin plays Ash" in lines  # dave took no suggested character
