@@ -6,6 +6,8 @@ Input, one line at a time:
   line is from the last player who wrote;
 - a blank line (or the end of input) closes the turn: everything since the last blank line is
   answered together;
+- `/join NAME [CHARACTER]` (a suggested character), `/join NAME as CHARACTER NAME[:
+  description]` (one of their own);
 - `/look`, `/characters`, `/rel [name]`, `/flags`, `/arcs`, `/recap`, `/undo`, `/retry`,
   `/quit`.
 Output: one line per post, `Speaker: text`; an indented `~ ...` line per state change; notices
@@ -36,8 +38,13 @@ CONSOLE_GUILD_ID = 1
 CONSOLE_CHANNEL_ID = 1
 # A single word before a colon names the player (letters of any script); a longer name is
 # refused with the rule rather than read as text of someone else.
-PLAYER_LINE = re.compile(r"^([^\W\d_][\w-]*)\s*:\s*(.*)$")
+PLAYER_NAME = r"[^\W\d_][\w-]*"
+PLAYER_LINE = re.compile(rf"^({PLAYER_NAME})\s*:\s*(.*)$")
 MAX_PLAYER_NAME = 32
+JOIN_USAGE = (
+    "Join with /join NAME (the next free suggested character), /join NAME CHARACTER (a "
+    "suggested one) or /join NAME as CHARACTER NAME: description (one of your own)."
+)
 
 
 def user_id_for(name: str) -> int:
@@ -111,25 +118,74 @@ class Console:
 
     async def _ensure_joined(self, name: str) -> str:
         """The player's name as first written (`Alice` is `alice`), joining them if new."""
-        if name.casefold() in self.players:
-            return self.players[name.casefold()]
-        if not PLAYER_LINE.match(f"{name}:") or len(name) > MAX_PLAYER_NAME:
+        if name.casefold() not in self.players:
+            await self._join(name)
+        return self.players[name.casefold()]
+
+    async def _join(self, name: str, character: str | None = None, description: str = "") -> None:
+        """Join as `character` (a suggested one's key, or a name of their own), else as the next
+        free suggested character."""
+        if not re.fullmatch(PLAYER_NAME, name) or len(name) > MAX_PLAYER_NAME:
             raise InvalidInput(
                 f"{name[:40]!r} is not a player name: 1 to {MAX_PLAYER_NAME} letters, digits, "
                 "- or _, starting with a letter."
             )
-        taken = {p.character_key for p in await self.engine.players(CONSOLE_CHANNEL_ID)}
-        story = self.engine.story(self.story_key)
-        free = next((s for s in story.suggested_characters if s.key not in taken), None)
+        if character is None:
+            taken = {p.character_key for p in await self.engine.players(CONSOLE_CHANNEL_ID)}
+            story = self.engine.story(self.story_key)
+            free = next((s for s in story.suggested_characters if s.key not in taken), None)
+            character = free.key if free else name.capitalize()
         player = await self.engine.join(
             CONSOLE_CHANNEL_ID,
             user_id_for(name),
             name,
-            character=free.key if free else name.capitalize(),
+            character=character,
+            description=description,
         )
         self._joined(name, player.character_name)
         self.sink.say(f"! {name} plays {player.character_name}")
-        return name
+
+    async def join(self, arg: str) -> None:
+        """`/join NAME [CHARACTER]` with a suggested character, `/join NAME as CHARACTER NAME[:
+        description]` with one of their own."""
+        name, _, rest = arg.strip().partition(" ")
+        rest = rest.strip()
+        word, _, custom = rest.partition(" ")
+        character, _, description = custom.partition(":")
+        own = word.casefold() == "as"
+        if not name or (own and not character.strip()):
+            self.sink.say(f"! {JOIN_USAGE}")
+            return
+        key = name.casefold()
+        if key in self.players:
+            self.sink.say(f"! {self.players[key]} already plays {self.characters[key]}.")
+            return
+        if own:
+            await self._join(name, character.strip(), description.strip())
+            return
+        if not rest:
+            await self._join(name)
+            return
+        # Only suggested characters here: the engine would take an unknown name as a new one.
+        story = self.engine.story(self.story_key)
+        wanted = rest.casefold()
+        spec = next(
+            (s for s in story.suggested_characters if wanted in (s.key, s.name.casefold())), None
+        )
+        if spec is not None:
+            await self._join(name, spec.key)
+            return
+        players = {
+            p.character_key: p.display_name for p in await self.engine.players(CONSOLE_CHANNEL_ID)
+        }
+        choices = ", ".join(
+            s.name + (f" (played by {players[s.key]})" if s.key in players else "")
+            for s in story.suggested_characters
+        )
+        self.sink.say(
+            f"! {story.title} has no suggested character {rest!r}. Choices: {choices or 'none'}; "
+            f"or one of your own: /join {name} as NAME: description"
+        )
 
     async def handle(self, line: str) -> bool:
         """Handle one input line; False ends the session."""
@@ -170,7 +226,9 @@ class Console:
         say = self.sink.say
         if name == "quit":
             return False
-        if name == "look":
+        if name == "join":
+            await self.join(arg)
+        elif name == "look":
             scene = await self.engine.scene(channel)
             say(f"! {scene.location_name} — {scene.time_of_day}, {scene.weather}; {scene.tone}")
             for c in scene.present:
@@ -208,8 +266,8 @@ class Console:
             await self.engine.retry(channel)
         else:
             say(
-                f"! Unknown command /{name}. Commands: /look /characters /rel /flags /arcs "
-                "/recap /undo /retry /quit"
+                f"! Unknown command /{name}. Commands: /join /look /characters /rel /flags "
+                "/arcs /recap /undo /retry /quit"
             )
         return True
 

@@ -185,3 +185,28 @@ async def test_empty_input_joins_nobody(tmp_path: Path, llm_server: LLMDouble) -
     assert "! There is nothing to say: the message is empty." in lines
     assert not [line for line in lines if line.startswith("! dave plays")]
     assert "! erin plays Ash" in lines  # dave took no suggested character
+
+
+async def test_join_with_a_chosen_or_own_character(tmp_path: Path, llm_server: LLMDouble) -> None:
+    script = (
+        "/join alice Rowan\n"
+        "/join bob Rowan\n"
+        "/join bob Captain\n"
+        "/join bob as Mara the Bold: a sailor with one boot\n"
+        "/join Bob ash\n"
+        "/join carol as\n"
+        "/characters\n"
+        "/x\n"
+    )
+    lines = await play_lines(tmp_path, llm_server, script)
+    assert "! alice plays Rowan" in lines
+    assert "! Rowan is already played by alice." in lines
+    assert (
+        "! The Drowned Inn has no suggested character 'Captain'. Choices: Ash, Rowan (played "
+        "by alice); or one of your own: /join bob as NAME: description"
+    ) in lines
+    assert "! bob plays Mara the Bold" in lines
+    assert "! bob already plays Mara the Bold." in lines
+    assert any(line.startswith("! Join with /join NAME") for line in lines)
+    assert "! Mara the Bold [player] here" in lines
+    assert any(line.startswith("! Unknown command /x. Commands: /join") for line in lines)
