@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FlagValue = bool | int | float | str
+# Relationship values change in small steps, shown signed (+0.10); anything else, flags with
+# numbers too, is shown as before -> after.
+DELTA_KINDS = frozenset({"trust", "affection", "familiarity"})
 
 
 @dataclass(frozen=True)
@@ -123,9 +126,9 @@ class ChangeView:
 
     def describe(self) -> str:
         if (
-            isinstance(self.before, int | float)
+            self.kind in DELTA_KINDS
+            and isinstance(self.before, int | float)
             and isinstance(self.after, int | float)
-            and not isinstance(self.after, bool)
         ):
             delta = float(self.after) - float(self.before)
             text = f"{self.kind} {self.label or self.target} {delta:+.2f}"
@@ -138,6 +141,8 @@ class ChangeView:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as stories write them
     return "(unset)" if value is None else str(value)
 
 

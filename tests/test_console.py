@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from bot.console import play
+from engine.results import ChangeView
 from engine.settings import Settings
 from tests.engine_support import TEST_STORY
 from tests.llm_double import LLMDouble
@@ -210,3 +211,34 @@ async def test_join_with_a_chosen_or_own_character(tmp_path: Path, llm_server: L
     assert any(line.startswith("! Join with /join NAME") for line in lines)
     assert "! Mara the Bold [player] here" in lines
     assert any(line.startswith("! Unknown command /x. Commands: /join") for line in lines)
+
+
+async def test_change_lines_show_values_and_names(tmp_path: Path, llm_server: LLMDouble) -> None:
+    llm_server.reply(
+        "director",
+        json.dumps(
+            {
+                "summary": "The door gives; everyone goes down.",
+                "flags": [
+                    {"name": "door_open", "value": True, "reason": "forced"},
+                    {"name": "coins", "value": 3, "reason": "found"},
+                ],
+                "scene": {"location": "cellar", "reason": "went down"},
+            }
+        ),
+        json.dumps({"summary": "More coins.", "flags": {"coins": 5}}),
+    )
+    script = "ash: I force the door.\n\nash: I count the coins.\n\n"
+    lines = await play_lines(tmp_path, llm_server, script)
+    assert "  ~ flag door_open: false -> true: forced" in lines
+    assert "  ~ flag coins: (unset) -> 3: found" in lines
+    assert "  ~ flag coins: 3 -> 5" in lines  # a number flag is a value, not a step
+    assert "  ~ scene location: Common Hall -> Flooded Cellar: went down" in lines
+    assert "  ~ location Ash: Common Hall -> Flooded Cellar: moved with the scene" in lines
+    assert (
+        "  ~ episode Escape the Storm / The Cellar Door: active -> completed: its goal is reached"
+    ) in lines
+    assert "  ~ arc A Bond: locked -> active: the arc's opening condition holds" in lines
+    # A flag that was false and is now 0 changed kind, not by a step of +0.00.
+    flag = ChangeView("flag", "corvin_exposed", False, 0, "", "director")
+    assert flag.describe() == "flag corvin_exposed: false -> 0"
