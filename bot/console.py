@@ -260,11 +260,7 @@ class Console:
                 where = "here" if c.present else (c.location or "away")
                 say(f"! {c.name} [{c.role}] {where}" + (f", {c.mood}" if c.mood else ""))
         elif name == "rel":
-            for r in await self.engine.relationships(channel, arg.strip() or None):
-                say(
-                    f"! {r.source_name} -> {r.target_name} ({r.kind}): trust {r.trust:+.2f}, "
-                    f"affection {r.affection:+.2f}, familiarity {r.familiarity:.2f}"
-                )
+            await self.relationships(arg.strip())
         elif name == "flags":
             for f in await self.engine.flags(channel):
                 say(f"! {f.name} = {f.value!r} (by {f.set_by}, turn {f.set_at_turn})")
@@ -292,6 +288,26 @@ class Console:
                 "/arcs /recap /undo /retry /quit"
             )
         return True
+
+    async def relationships(self, who: str) -> None:
+        """`/rel [name]`: a character's relationships, by character or player name."""
+        channel = CONSOLE_CHANNEL_ID
+        if who:
+            wanted = who.casefold()
+            characters = await self.engine.characters(channel)
+            named = next((c.name for c in characters if wanted in (c.key, c.name.casefold())), None)
+            # A player's name means their character, unless a character has that name.
+            who = named or self.characters.get(wanted, who)
+        relationships = await self.engine.relationships(channel, who or None)
+        if not relationships:
+            self.sink.say(
+                f"! {who} has no relationships yet." if who else "! No relationships yet."
+            )
+        for r in relationships:
+            self.sink.say(
+                f"! {r.source_name} -> {r.target_name} ({r.kind}): trust {r.trust:+.2f}, "
+                f"affection {r.affection:+.2f}, familiarity {r.familiarity:.2f}"
+            )
 
 
 def _read_lines(stream: TextIO) -> asyncio.Queue[str | None]:

@@ -242,3 +242,13 @@ async def test_change_lines_show_values_and_names(tmp_path: Path, llm_server: LL
     # A flag that was false and is now 0 changed kind, not by a step of +0.00.
     flag = ChangeView("flag", "corvin_exposed", False, 0, "", "director")
     assert flag.describe() == "flag corvin_exposed: false -> 0"
+
+
+async def test_rel_by_player_name_and_without_relationships(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    script = "/join bob Ash\n/rel bob\n/rel bram\n/rel nobody\n"
+    lines = await play_lines(tmp_path, llm_server, script)
+    assert "! Mira -> Ash (acquaintance): trust +0.10, affection +0.00, familiarity 0.00" in lines
+    assert "! Bram has no relationships yet." in lines
+    assert any(line.startswith("! There is no character called 'nobody'") for line in lines)
