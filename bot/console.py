@@ -64,6 +64,7 @@ class ConsoleSink(NullSink):
 
     def __init__(self, out: TextIO, story: StoryFile | None = None) -> None:
         self.out = out
+        self.last_turn: int | None = None  # the number of the latest turn shown
         # Changes name locations, arcs and episodes by key; the story file has their names.
         self.locations = {loc.key: loc.name for loc in story.locations} if story else {}
         self.arcs: dict[str, str] = {}
@@ -78,6 +79,7 @@ class ConsoleSink(NullSink):
         self.out.flush()
 
     async def turn_finished(self, channel_id: int, result: TurnResult) -> None:
+        self.last_turn = result.turn_number
         for post in result.posts:
             self.say(f"{post.speaker}: {one_line(post.text)}")
         for change in result.changes:
@@ -281,7 +283,10 @@ class Console:
             number = await self.engine.undo(channel)
             say(f"! Turn {number} undone")
         elif name == "retry":
+            self.sink.last_turn = None
             await self.engine.retry(channel)
+            if self.sink.last_turn is not None:  # else the engine said why it failed
+                say(f"! Turn {self.sink.last_turn} rewritten")
         else:
             say(
                 f"! Unknown command /{name}. Commands: /join /look /characters /rel /flags "

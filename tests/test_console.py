@@ -252,3 +252,9 @@ async def test_rel_by_player_name_and_without_relationships(
     assert "! Mira -> Ash (acquaintance): trust +0.10, affection +0.00, familiarity 0.00" in lines
     assert "! Bram has no relationships yet." in lines
     assert any(line.startswith("! There is no character called 'nobody'") for line in lines)
+
+
+async def test_retry_says_which_turn_was_rewritten(tmp_path: Path, llm_server: LLMDouble) -> None:
+    llm_server.reply("scene", "Narrator: First take.", "Narrator: Second take.")
+    lines = await play_lines(tmp_path, llm_server, "ash: I knock.\n\n/retry\n/undo\n")
+    assert lines[-3:] == ["Narrator: Second take.", "! Turn 1 rewritten", "! Turn 1 undone"]
