@@ -111,7 +111,7 @@ class Console:
         self.players: dict[str, str] = {}
         self.characters: dict[str, str] = {}
         self.last_player: str | None = None
-        self.waiting = 0
+        self.waiting: list[str] = []  # who wrote since the last blank line
 
     async def open(self, players: list[str]) -> None:
         channel = CONSOLE_CHANNEL_ID
@@ -234,13 +234,13 @@ class Console:
         name = await self._ensure_joined(name)
         self.last_player = name
         await self.engine.submit_input(CONSOLE_CHANNEL_ID, user_id_for(name), text, queue=False)
-        self.waiting += 1
+        self.waiting.append(name)
         return True
 
     async def close_turn(self) -> None:
-        if self.waiting == 0:
+        if not self.waiting:
             return
-        self.waiting = 0
+        self.waiting = []
         self.engine.run_pending(CONSOLE_CHANNEL_ID)
         await self.engine.wait_idle(CONSOLE_CHANNEL_ID)
 
@@ -249,6 +249,14 @@ class Console:
         channel = CONSOLE_CHANNEL_ID
         say = self.sink.say
         if name == "quit":
+            if self.waiting:
+                # Stored input is answered when the playthrough is opened again (recover).
+                who = ", ".join(dict.fromkeys(self.waiting))
+                count = len(self.waiting)
+                say(
+                    f"! {count} input{'s' if count > 1 else ''} from {who} not answered yet: "
+                    "kept, and answered when you run this command again."
+                )
             return False
         if name == "join":
             await self.join(arg)

@@ -258,3 +258,17 @@ async def test_retry_says_which_turn_was_rewritten(tmp_path: Path, llm_server: L
     llm_server.reply("scene", "Narrator: First take.", "Narrator: Second take.")
     lines = await play_lines(tmp_path, llm_server, "ash: I knock.\n\n/retry\n/undo\n")
     assert lines[-3:] == ["Narrator: Second take.", "! Turn 1 rewritten", "! Turn 1 undone"]
+
+
+async def test_quit_keeps_waiting_input(tmp_path: Path, llm_server: LLMDouble) -> None:
+    lines = await play_lines(tmp_path, llm_server, "ash: I knock.\nrowan: I wait.\n/quit\n")
+    assert lines[-1] == (
+        "! 2 inputs from ash, rowan not answered yet: kept, and answered when you run this "
+        "command again."
+    )
+    assert not llm_server.calls("scene")
+    llm_server.reply("scene", "Narrator: The door opens.")
+    lines = await play_lines(tmp_path, llm_server, "")
+    assert lines == ["! Continuing The Drowned Inn after turn 0", "Narrator: The door opens."]
+    (scene,) = llm_server.calls("scene")
+    assert "Ash: I knock." in scene.prompt and "Rowan: I wait." in scene.prompt
