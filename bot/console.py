@@ -23,18 +23,16 @@ import hashlib
 import re
 import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from engine.bootstrap import build_engine, close_engine, load_stories
 from engine.errors import EngineError, InvalidInput
 from engine.facade import Engine
-from engine.results import ChangeView, TurnResult
+from engine.results import TurnResult
 from engine.settings import Settings
 from engine.sink import NullSink
 from engine.stories import StoryCatalog, load_story
-from engine.stories.schema import StoryFile
 
 CONSOLE_GUILD_ID = 1
 CONSOLE_CHANNEL_ID = 1
@@ -62,17 +60,9 @@ class ConsoleSink(NullSink):
     """Prints whole posts when the turn is stored (streamed text is not shown: a terminal
     line per post reads better than a line per streamed fragment)."""
 
-    def __init__(self, out: TextIO, story: StoryFile | None = None) -> None:
+    def __init__(self, out: TextIO) -> None:
         self.out = out
         self.last_turn: int | None = None  # the number of the latest turn shown
-        # Changes name locations, arcs and episodes by key; the story file has their names.
-        self.locations = {loc.key: loc.name for loc in story.locations} if story else {}
-        self.arcs: dict[str, str] = {}
-        for arc in story.arcs if story else ():
-            self.arcs[arc.key] = arc.title
-            self.arcs.update(
-                {f"{arc.key}/{ep.key}": f"{arc.title} / {ep.title}" for ep in arc.episodes}
-            )
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -83,19 +73,7 @@ class ConsoleSink(NullSink):
         for post in result.posts:
             self.say(f"{post.speaker}: {one_line(post.text)}")
         for change in result.changes:
-            self.say(f"  ~ {self.named(change).describe()}")
-
-    def named(self, change: ChangeView) -> ChangeView:
-        if change.kind == "location" or (change.kind, change.target) == ("scene", "location"):
-            before, after = change.before, change.after
-            return replace(
-                change,
-                before=self.locations.get(before, before),
-                after=self.locations.get(after, after),
-            )
-        if change.kind in ("arc", "episode"):
-            return replace(change, label=self.arcs.get(change.target, change.target))
-        return change
+            self.say(f"  ~ {change.describe()}")
 
     async def notice(self, channel_id: int, text: str, *, retryable: bool = False) -> None:
         self.say(f"! {one_line(text)}")
@@ -347,7 +325,7 @@ async def play(
 ) -> int:
     interactive = stdin.isatty()
     catalog, story_key = await _catalog_for(settings, story)
-    sink = ConsoleSink(stdout, catalog.stories[story_key].story)
+    sink = ConsoleSink(stdout)
     engine = await build_engine(
         settings, sink, catalog=catalog, database_url=database_url, collect_window_seconds=0.0
     )

@@ -66,6 +66,9 @@ async def test_moderator_actions_are_changes_with_the_moderator_in_the_log(
         kinds = [(c.kind, c.target, c.after) for c in changes]
         assert ("flag", "door_open", True) in kinds
         assert ("episode", "escape/the_door", "completed") in kinds  # it opened the next
+        assert "episode Escape the Storm / The Cellar Door: active -> completed" in [
+            c.describe().split(": after")[0] for c in changes
+        ]
         flags = {f.name: (f.value, f.set_by) for f in await engine.flags(CHANNEL)}
         assert flags["door_open"] == (True, "moderator")
         await engine.set_relationship(CHANNEL, MOD, "mira", "Ash", trust=0.9)
@@ -73,7 +76,13 @@ async def test_moderator_actions_are_changes_with_the_moderator_in_the_log(
         assert rel.trust == 0.9
         arcs = {a.key: a for a in await engine.arcs(CHANNEL)}
         assert arcs["bond"].episodes[0].status == "completed"  # trust >= 0.3 completed it
-        await engine.set_scene(CHANNEL, MOD, location="cellar", weather="hail")
+        moved = await engine.set_scene(CHANNEL, MOD, location="cellar", weather="hail")
+        # Every front end shows the story's names, not its keys.
+        lines = [c.describe() for c in moved]
+        assert "scene location: Common Hall -> Flooded Cellar: moved by a moderator" in lines
+        assert any(
+            line.startswith("location Mira: Common Hall -> Flooded Cellar") for line in lines
+        )
         scene = await engine.scene(CHANNEL)
         assert (scene.location_name, scene.weather) == ("Flooded Cellar", "hail")
         # Everyone present came along, and Bram, who was down there, is in the scene now.

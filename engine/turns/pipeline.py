@@ -26,6 +26,7 @@ from engine.llm import LLMBadOutput, LLMError
 from engine.results import Post, TurnResult
 from engine.state.arcs import advance_arcs
 from engine.state.editor import StateEditor
+from engine.state.naming import named_changes
 from engine.state.snapshot import Snapshot
 from engine.turns import store, turn_writes
 from engine.turns.context import ContextParts, build_scene_context
@@ -394,7 +395,9 @@ class TurnPipeline(EngineCore):
                 await turn_writes.log_event(
                     runner, pt, "ai_decision", f"turn {number}: {summary}", data, turn_id
                 )
-                visible = tuple(c for c in editor.changes if c.kind != "knowledge")
+                visible = named_changes(
+                    (c for c in editor.changes if c.kind != "knowledge"), state.story
+                )
                 return TurnResult(channel_id, number, tuple(posts), visible, tuple(notes))
         except turn_writes.TurnDropped:
             log.info(

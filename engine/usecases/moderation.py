@@ -11,6 +11,7 @@ from engine.errors import InvalidInput, NotFound
 from engine.results import ChangeView, FlagValue
 from engine.state.arcs import advance_arcs
 from engine.state.editor import RELATIONSHIP_FIELDS, StateEditor
+from engine.state.naming import named_changes
 from engine.state.snapshot import Snapshot
 from engine.stories.schema import AFFECTION_RANGE, FAMILIARITY_RANGE, KEY_PATTERN, TRUST_RANGE
 from engine.usecases.base import EngineCore, find_key
@@ -39,7 +40,7 @@ class ModerationUseCases(EngineCore):
                 {"user_id": moderator_id, "changes": [c.describe() for c in editor.changes]},
             )
         self.states.put(state, version)
-        return editor.changes
+        return list(named_changes(editor.changes, state.story))
 
     async def set_flag(
         self, channel_id: int, moderator_id: int, name: str, value: FlagValue
