@@ -9,8 +9,16 @@ without; docs/performance.md).
 So the connections of this process leave that to `WalCheckpointer`: a task that, about a
 second after writes, runs a PASSIVE checkpoint on a connection of its own. SQLite copies
 the log while readers and the writer go on (PASSIVE takes no lock they wait for), and the
-copy runs in that connection's driver thread, off the event loop. The automatic checkpoint
-stays as a backstop at BACKSTOP_PAGES, should this task fall behind or stop.
+copy runs in that connection's driver thread, off the event loop.
+
+The log only starts over from its beginning when a write transaction begins after every
+frame of it was copied. Under steady writes one is always open or starting while the copy
+ends, so the log grew until the backstop (a 130 ms checkpoint in one turn's commit,
+bench/turns.py). So a second pass follows while the process's writers wait (the lock that
+queues them): it copies the few frames written during the first, and the next write starts
+the log over. A millisecond or two, once a second at most.
+The automatic checkpoint stays as a backstop at BACKSTOP_PAGES, should this task fall
+behind or stop.
 """
 
 from __future__ import annotations
@@ -31,8 +39,11 @@ DELAY_SECONDS = 1.0  # writes coming in a burst share one checkpoint
 class WalCheckpointer:
     """Checkpoints one SQLite database file after writes (`wrote`); `close` stops it."""
 
-    def __init__(self, engine: AsyncEngine, delay: float = DELAY_SECONDS) -> None:
+    def __init__(
+        self, engine: AsyncEngine, writers: asyncio.Lock, delay: float = DELAY_SECONDS
+    ) -> None:
         self.engine = engine
+        self.writers = writers  # held by every write of this process
         self.delay = delay
         self.checkpoints = 0  # done so far (tests and benchmarks read it)
         self._dirty = asyncio.Event()
@@ -58,16 +69,24 @@ class WalCheckpointer:
                 await self._drop_connection()
 
     async def _checkpoint(self) -> None:
+        if await self._pass() == 0:
+            return  # the log is empty: nothing was written since it started over
+        async with self.writers:  # the frames written meanwhile, with no new ones coming
+            await self._pass()
+
+    async def _pass(self) -> int:
+        """One PASSIVE checkpoint; the number of frames in the log."""
         if self._connection is None:
             self._connection = await self.engine.connect()
         raw: Any = (await self._connection.get_raw_connection()).driver_connection
         # Outside any transaction (the driver's isolation level is None): a checkpoint
         # cannot run inside one.
         cursor = await raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        busy, log_pages, copied = await cursor.fetchone()
+        busy, frames, copied = await cursor.fetchone()
         await cursor.close()
         self.checkpoints += 1
-        log.debug("WAL checkpoint: %s of %s pages copied (busy=%s)", copied, log_pages, busy)
+        log.debug("WAL checkpoint: %s of %s frames copied (busy=%s)", copied, frames, busy)
+        return int(frames)
 
     async def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None

@@ -108,7 +108,11 @@ class Database:
         self._drivers: dict[AsyncConnection, Any] = {}  # kept-open connection -> aiosqlite
         database = make_url(url).database or ""
         in_memory = database in ("", ":memory:") or "mode=memory" in database
-        self.checkpoints = WalCheckpointer(self.engine) if self._sqlite and not in_memory else None
+        self.checkpoints = (
+            WalCheckpointer(self.engine, self._write_lock)
+            if self._sqlite and not in_memory
+            else None
+        )
 
     def _wrote(self) -> None:
         if self.checkpoints is not None:
