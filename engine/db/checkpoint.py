@@ -45,7 +45,7 @@ class WalCheckpointer:
         self.engine = engine
         self.writers = writers  # held by every write of this process
         self.delay = delay
-        self.checkpoints = 0  # done so far (tests and benchmarks read it)
+        self.checkpoints = 0  # done so far, both passes (tests read it)
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._connection: AsyncConnection | None = None
@@ -69,10 +69,10 @@ class WalCheckpointer:
                 await self._drop_connection()
 
     async def _checkpoint(self) -> None:
-        if await self._pass() == 0:
-            return  # the log is empty: nothing was written since it started over
-        async with self.writers:  # the frames written meanwhile, with no new ones coming
-            await self._pass()
+        if await self._pass() > 0:  # (0: the log is empty, nothing to start over)
+            async with self.writers:  # the frames written meanwhile, with no new ones coming
+                await self._pass()
+        self.checkpoints += 1
 
     async def _pass(self) -> int:
         """One PASSIVE checkpoint; the number of frames in the log."""
@@ -84,7 +84,6 @@ class WalCheckpointer:
         cursor = await raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
         busy, frames, copied = await cursor.fetchone()
         await cursor.close()
-        self.checkpoints += 1
         log.debug("WAL checkpoint: %s of %s frames copied (busy=%s)", copied, frames, busy)
         return int(frames)
 
