@@ -184,6 +184,8 @@ async def test_director_model_falls_back_to_the_main_model(llm_server: LLMDouble
         '```\n{"summary": "ok"}\n```',
         'The state changes are {"summary": "ok", "importance": 0.5} as asked.',
         '<think>Maybe {"summary": "draft"}?</think>\n{"summary": "ok"}',
+        'Maybe {"summary": "draft"}?</think>\n{"summary": "ok"}',
+        '<thinking>{"summary": "draft"}</thinking>{"summary": "ok"}',
         'Notes {not json} then {"summary": "ok"}',
     ],
 )

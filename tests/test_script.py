@@ -158,6 +158,35 @@ def test_reasoning_blocks_are_not_posted() -> None:
     ]
 
 
+def test_reasoning_without_its_opening_tag_is_not_posted() -> None:
+    # DeepSeek-R1 style: the server's chat template opened the block, the reply closes it.
+    reply = (
+        "Okay, the players knock.\nMaybe Mira should hide the key?\n"
+        "Yes.</think>\n\nNarrator: The door creaks.\nMira: Who's there?\n"
+    )
+    posts, dropped = parse(reply)
+    assert posts == [ScriptPost(NARRATOR, "The door creaks."), ScriptPost(MIRA, "Who's there?")]
+    assert dropped == []
+    # The same, streamed one character at a time: nothing of the reasoning is ever shown.
+    parser, events = stream(reply, list(range(len(reply))))
+    assert parser.posts == posts
+    assert "hide the key" not in "".join(e.text for e in events if isinstance(e, TextAdded))
+
+
+def test_thinking_tags_and_stray_closing_tags_are_not_posted() -> None:
+    posts, _ = parse(
+        "<thinking>plan the scene</thinking>\nMira: Hello.</thinking> Sit.\n"
+        "Narrator: Unlabelled <THINKING>hmm</Thinking>rain."
+    )
+    assert posts == [ScriptPost(MIRA, "Hello. Sit."), ScriptPost(NARRATOR, "Unlabelled rain.")]
+
+
+def test_narration_without_labels_is_kept_whole() -> None:
+    parser, events = stream("The rain stops.\n\nA bell rings.", [5, 17])
+    assert parser.posts == [ScriptPost(NARRATOR, "The rain stops.\n\nA bell rings.")]
+    assert texts_by_index(events) == {0: "The rain stops.\n\nA bell rings."}
+
+
 def test_a_custom_narrator_name() -> None:
     posts, _ = parse_script("Storyteller: Once.\nNarrator: Twice.", NPCS, PLAYERS, "Storyteller")
     assert posts == [ScriptPost(Speaker("Storyteller", None), "Once.\nNarrator: Twice.")]
@@ -177,7 +206,21 @@ LABELS = [
     "**",
 ]
 WORDS = st.sampled_from(
-    ["rain", "*grunts*", '"Late."', "Mira", ":", "  ", "é", "Bob:", "__", "<think>", "</THINK>"]
+    [
+        "rain",
+        "*grunts*",
+        '"Late."',
+        "Mira",
+        ":",
+        "  ",
+        "é",
+        "Bob:",
+        "__",
+        "<think>",
+        "</THINK>",
+        "<thinking>",
+        "</Thinking>",
+    ]
 )
 LINES = st.one_of(
     st.just(""),
@@ -212,7 +255,8 @@ def test_any_chunking_gives_the_same_posts(text: str, data: st.DataObject) -> No
         assert post.text.strip(), "no empty posts"
         assert post.text == post.text.strip()
         assert post.speaker.character_key not in PLAYERS
-        assert "<think>" not in post.text.lower(), "reasoning is never posted"
+        assert "<think" not in post.text.lower(), "reasoning is never posted"
+        assert "</think" not in post.text.lower()
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,9 +1,10 @@
 """Tolerant extraction of a JSON object from a model's reply.
 
 Servers without structured output (and some with it) wrap the object in prose, in ```json
-fences, or after a reasoning block (`<think>...</think>`). We drop reasoning blocks, try the
-fenced parts first, then the whole text, and return the first `{...}` that decodes as a JSON
-object. Work is bounded, so hostile replies full of braces cost little.
+fences, or after a reasoning block (`<think>...</think>`, maybe without its opening tag). We
+drop reasoning blocks, try the fenced parts first, then the whole text, and return the first
+`{...}` that decodes as a JSON object. Work is bounded, so hostile replies full of braces
+cost little.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ from typing import Any
 MAX_CHARS = 200_000
 MAX_ATTEMPTS = 50  # bounded work on hostile replies full of braces
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
+_THINK = re.compile(r"<(think(?:ing)?)>.*?(?:</\1>|$)", re.DOTALL | re.IGNORECASE)
+_TAG = re.compile(r"<(/?)think(?:ing)?>", re.IGNORECASE)
 
 
 def strip_reasoning(text: str) -> str:
-    """`text` without reasoning blocks (`<think>...</think>`, or one left unclosed)."""
+    """`text` without reasoning blocks (`<think>...</think>`, `<thinking>...</thinking>`,
+    or one left unclosed). A reply that starts inside a block (its server's chat template
+    opened it) loses everything up to its lone closing tag."""
+    first = _TAG.search(text)
+    if first is not None and first.group(1):
+        text = text[first.end() :]
     return _THINK.sub("", text)
 
 

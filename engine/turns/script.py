@@ -15,8 +15,15 @@ events while the text arrives: `PostStarted` when a post has its first visible t
   name may be wrapped in markdown bold or italics: `**Mira:**`, `**Mira**:`, `*Mira*:`,
   `__Mira__:`. Text after the label on the same line is the post's first text.
 - Text before any label belongs to the narrator.
-- Reasoning blocks (`<think>...</think>`, which reasoning models may write into the reply)
-  are never posted; a line holding only reasoning is skipped.
+- Reasoning blocks (`<think>...</think>` or `<thinking>...</thinking>`, which reasoning
+  models may write into the reply) are never posted; a line holding only reasoning is
+  skipped. Some servers send the reply of a reasoning model without its opening tag (the
+  chat template already holds it), so the reply starts with reasoning and a lone `</think>`
+  ends it. To drop that reasoning, lines before the first speaker label are held back: a
+  lone closing tag there discards them; a label (or the end of the reply) releases them as
+  narration. A lone closing tag after that is removed, and what came before it stays, since
+  it may already have been shown (so reasoning that starts a line with a speaker label is
+  shown from that line on; reasoning models write prose, so this is rare).
 - A label naming a *player* character (display name or key) is never posted: the model must
   not speak for a player. That line and its continuation lines up to the next label are
   dropped and listed in `dropped` as "Name: text". When a name is both a player's and a
@@ -30,10 +37,11 @@ events while the text arrives: `PostStarted` when a post has its first visible t
   started once it has visible text, so there are no empty posts.
 
 Streaming: chunks may split anywhere (mid-word, mid-label, between "\\r" and "\\n"). Only the
-current incomplete line is buffered; a line's text is emitted when the line completes, and
-`close()` flushes the last line. Concatenating the `TextAdded` texts of a post always gives
-exactly that post's text in `posts`, and the result does not depend on how the text was split.
-Work is linear in the length of the text.
+current incomplete line (and, before the first label, the lines held back) is buffered; a
+line's text is emitted when the line completes, and `close()` flushes the last line.
+Concatenating the `TextAdded` texts of a post always gives exactly that post's text in
+`posts`, and the result does not depend on how the text was split. Work is
+linear in the length of the text.
 """
 
 from __future__ import annotations
@@ -45,8 +53,20 @@ from dataclasses import dataclass
 NARRATOR = "Narrator"  # the narrator's label and name
 _MARKUP = r"(?:\*{1,3}|_{1,3})"
 # Reasoning models (served by Ollama, vLLM...) may put their thinking in the reply.
-_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
-_THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
+_THINK_TAG = re.compile(r"<(?P<close>/?)think(?:ing)?>", re.IGNORECASE)
+
+
+def _after_tags(line: str, thinking: bool) -> tuple[bool, int | None]:
+    """Whether `line` ends inside a reasoning block (it starts inside one if `thinking`),
+    and where the text after its first lone closing tag starts (None if it has none)."""
+    for tag in _THINK_TAG.finditer(line):
+        if not tag.group("close"):
+            thinking = True
+        elif thinking:
+            thinking = False
+        else:
+            return False, tag.end()
+    return thinking, None
 
 
 @dataclass(frozen=True)
@@ -123,6 +143,10 @@ class ScriptParser:
         self._dropped: list[list[str]] = []
         self._dropping = False
         self._thinking = False
+        # Lines before the first label, held back in case a lone `</think>` follows (None
+        # once released), and whether they end inside a reasoning block.
+        self._held: list[str] | None = []
+        self._held_thinking = False
         self._closed = False
 
     # --- public ------------------------------------------------------------------------
@@ -154,6 +178,7 @@ class ScriptParser:
             line = "".join(self._partial)
             self._partial.clear()
             self._line(line, events)
+        self._release(events)
         return events
 
     @property
@@ -171,30 +196,49 @@ class ScriptParser:
 
     # --- internals ---------------------------------------------------------------------
 
+    def _release(self, events: list[ScriptEvent]) -> None:
+        """Stop holding lines back; the held ones are parsed now, in order."""
+        held, self._held = self._held, None
+        for line in held or ():
+            self._parse(line, events)
+
+    def _is_label(self, line: str) -> bool:
+        match = self._label_re.match(line.rstrip()) if self._label_re is not None else None
+        return match is not None and match.group("name").lower() in self._labels
+
+    def _line(self, raw: str, events: list[ScriptEvent]) -> None:
+        if self._held is None:
+            self._parse(raw, events)
+            return
+        starts_thinking = self._held_thinking
+        self._held_thinking, lone_close = _after_tags(raw, starts_thinking)
+        if not starts_thinking and self._is_label(raw):
+            self._release(events)
+            self._parse(raw, events)
+        elif lone_close is not None:  # everything so far was reasoning
+            self._held = None
+            self._parse(raw[lone_close:], events)
+        else:
+            self._held.append(raw)
+
     def _visible(self, line: str) -> str | None:
-        """`line` without what is inside reasoning blocks; None when the line had only
-        reasoning (or tags) in it."""
+        """`line` without what is inside reasoning blocks and without lone closing tags;
+        None when the line had only reasoning (or tags) in it."""
         if not self._thinking and "<" not in line:
             return line
         out: list[str] = []
         pos, tagged = 0, self._thinking
-        while True:
-            if self._thinking:
-                end = _THINK_CLOSE.search(line, pos)
-                if end is None:
-                    break
-                self._thinking, pos = False, end.end()
-            else:
-                start = _THINK_OPEN.search(line, pos)
-                if start is None:
-                    out.append(line[pos:])
-                    break
-                out.append(line[pos : start.start()])
-                self._thinking, pos, tagged = True, start.end(), True
+        for tag in _THINK_TAG.finditer(line):
+            if not self._thinking:
+                out.append(line[pos : tag.start()])
+            self._thinking = not tag.group("close")
+            pos, tagged = tag.end(), True
+        if not self._thinking:
+            out.append(line[pos:])
         visible = "".join(out)
         return None if tagged and not visible.strip() else visible
 
-    def _line(self, raw: str, events: list[ScriptEvent]) -> None:
+    def _parse(self, raw: str, events: list[ScriptEvent]) -> None:
         visible = self._visible(raw)
         if visible is None:
             return
