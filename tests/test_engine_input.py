@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.db import models as m
-from engine.errors import NoPlaythrough, NotPlaying, StoryPaused
+from engine.errors import InvalidInput, NoPlaythrough, NotPlaying, StoryPaused
 from tests.engine_support import CHANNEL, GUILD, MOD, TEST_STORY, catalog_of, running_engine
 from tests.llm_double import LLMDouble
 
@@ -39,6 +39,10 @@ async def test_refusals_after_accepted_input_name_the_reason_and_store_nothing(
         await engine.start(GUILD, CHANNEL, "inn", MOD)
         await engine.join(CHANNEL, ASH, "ashley", character="ash")
         await engine.submit_input(CHANNEL, ASH, "I knock.", queue=False)
+        # Blank to the eye: spaces, zero-width spaces, Hangul fillers, blank braille.
+        for blank in (" \n ", "\u200b\u200d", "\u3164", "\u2800 \u2800", "\uffa0"):
+            with pytest.raises(InvalidInput, match="nothing to say"):
+                await engine.submit_input(CHANNEL, ASH, blank)
         with pytest.raises(NotPlaying, match="/join"):
             await engine.submit_input(CHANNEL, ROWAN, "I am not in this story.")
         await engine.pause(CHANNEL, MOD)

@@ -56,6 +56,34 @@ async def test_one_story_per_channel_and_joining_rules(
         await engine.start(GUILD, CHANNEL, "inn", MOD)  # a new story may start after the end
 
 
+async def test_a_character_name_belongs_to_one_character(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    """The model's lines are routed by name, so two characters may not share one: a custom
+    character may not take a story character's key or another player's character's name."""
+    dana = 13
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        with pytest.raises(InvalidInput, match="Mira is a character of the story"):
+            await engine.join(CHANNEL, ASH, "ashley", character="MIRA")  # her key, any case
+        await engine.join(CHANNEL, ASH, "ashley", character="Tilde", description="A ferrywoman.")
+        with pytest.raises(InvalidInput, match="Tilde is already played by ashley"):
+            await engine.join(CHANNEL, ROWAN, "rowan", character="tilde")
+        # "Élise" typed with a combining accent is the same name as the one-letter "É" form.
+        await engine.join(CHANNEL, ROWAN, "rowan", character="E\u0301lise")
+        with pytest.raises(InvalidInput, match="Élise is already played by rowan"):
+            await engine.join(CHANNEL, dana, "dana", character="\u00c9lise")
+        for blank in ("\u3164", "\u2800\u2800", "\u200b"):
+            with pytest.raises(InvalidInput, match="needs 1 to 40 characters"):
+                await engine.join(CHANNEL, dana, "dana", character=blank)
+        # A character nobody plays any more is taken up again, not doubled.
+        await engine.leave(CHANNEL, ASH)
+        again = await engine.join(CHANNEL, dana, "dana", character="Tilde")
+        assert (again.character_key, again.description) == ("tilde", "A ferrywoman.")
+        names = [c.name for c in await engine.characters(CHANNEL)]
+        assert names.count("Tilde") == 1
+
+
 async def test_moderator_actions_are_changes_with_the_moderator_in_the_log(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from sqlalchemy import BigInteger, Text, bindparam, insert, literal, select
@@ -15,6 +16,7 @@ from engine.db.statements import first, scalar
 from engine.errors import InvalidInput, NoPlaythrough, NotFound, NotPlaying, StoryPaused
 from engine.results import InputReceipt, PlayerInfo
 from engine.state.setup import relationship_rows
+from engine.text import has_visible_text
 from engine.turns.script import NARRATOR
 from engine.usecases.base import EngineCore, find_key
 
@@ -99,9 +101,10 @@ class PlayerUseCases(EngineCore):
         description: str = "",
     ) -> PlayerInfo:
         """Join with a suggested character (key or name) or a new one of your own."""
-        name = (character or display_name).strip()
+        # NFC: "É" typed as E + combining accent is the same name as the one-letter "É".
+        name = unicodedata.normalize("NFC", character or display_name).strip()
         description = description.strip()
-        if not name or len(name) > MAX_NAME_CHARS:
+        if not has_visible_text(name) or len(name) > MAX_NAME_CHARS:
             raise InvalidInput(f"A character name needs 1 to {MAX_NAME_CHARS} characters.")
         if len(description) > MAX_DESCRIPTION_CHARS:
             raise InvalidInput(
@@ -131,6 +134,7 @@ class PlayerUseCases(EngineCore):
                 raise InvalidInput(f"You are already playing {mine.name} in this story.")
             suggested = {pc.key: pc for pc in story.player_characters}
             key: str | None = None
+            same: m.Character | None = None  # someone's own character of this name
             if character is not None and any(
                 character.strip().casefold() in (pc.key, pc.name.casefold())
                 for pc in suggested.values()
@@ -152,26 +156,42 @@ class PlayerUseCases(EngineCore):
                 name, description = spec.name, description or spec.description
                 appearance = spec.appearance
             else:
-                npc = next(
+                # A name (or key) is one character's: the model's lines labelled with it must
+                # go to that character alone.
+                same = next(
                     (
                         c
                         for c in characters.values()
-                        if c.role != "player" and c.name.casefold() == name.casefold()
+                        if name.casefold() in (c.name.casefold(), c.key.casefold())
                     ),
                     None,
                 )
-                if npc is not None:
+                if same is not None and same.role != "player":
                     raise InvalidInput(
-                        f"{npc.name} is a character of the story; pick another name."
+                        f"{same.name} is a character of the story; pick another name."
                     )
                 if name.casefold() == NARRATOR.casefold():
                     # Its posts would look like the story's own narration.
                     raise InvalidInput(f"{NARRATOR} is the story's own voice; pick another name.")
-                key = _slug(name)
+                if same is not None:
+                    played_by = await session.scalar(
+                        select(m.Player.display_name).where(
+                            m.Player.character_id == same.id, m.Player.left_at.is_(None)
+                        )
+                    )
+                    if played_by is not None:
+                        raise InvalidInput(f"{same.name} is already played by {played_by}.")
+                # Someone's own character that nobody plays now is taken up again, with its
+                # relationships and knowledge.
+                key = same.key if same is not None else _slug(name)
                 appearance = ""
             scene = await session.scalar(select(m.Scene).where(m.Scene.playthrough_id == pt.id))
             row = characters.get(key)
-            if row is not None and (row.role != "player" or key not in suggested):
+            if (
+                row is not None
+                and row is not same
+                and (row.role != "player" or key not in suggested)
+            ):
                 # The key is taken by a story character or someone's own character.
                 suffix = 2
                 while f"{key}_{suffix}" in characters:
@@ -196,6 +216,8 @@ class PlayerUseCases(EngineCore):
             else:
                 row.present = True
                 row.location_id = scene.location_id if scene else row.location_id
+                if description:
+                    row.personality = description
             session.add(
                 m.Player(
                     playthrough_id=pt.id,
@@ -296,7 +318,7 @@ class PlayerUseCases(EngineCore):
         With `queue=False` the input only waits; `run_pending` later answers everything waiting
         at once (the terminal closes a turn on a blank line this way)."""
         text = text.strip()
-        if not any(c.isprintable() and not c.isspace() for c in text):  # (zero-width only too)
+        if not has_visible_text(text):
             raise InvalidInput("There is nothing to say: the message is empty.")
         limit = self.options.max_input_chars
         if len(text) > limit:

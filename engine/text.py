@@ -1,0 +1,13 @@
+"""Checks on what people type: is there anything to see in it."""
+
+from __future__ import annotations
+
+# Letters that render as nothing: Hangul fillers, the blank braille pattern. Python counts
+# them printable, so they pass `isprintable()` and would make an input or a name of blanks.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def has_visible_text(text: str) -> bool:
+    """True if `text` shows at least one character: not only spaces, zero-width characters
+    or letters that render blank."""
+    return any(c.isprintable() and not c.isspace() and c not in _BLANK_LETTERS for c in text)
