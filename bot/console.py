@@ -3,7 +3,9 @@
 Input, one line at a time:
 - `name: text` is input from player `name` (one word, any letters, case ignored; joined on
   first use with the next free suggested character, or a character named after them); a bare
-  line is from the last player who wrote;
+  line is from the last player who wrote (so is a URL: `https://...` names nobody);
+- out-of-character lines, by the Discord front end's rule (starting with `((`, `//`, `[[` or
+  `ooc:`, also after `name:`), are not sent to the story;
 - a blank line (or the end of input) closes the turn: everything since the last blank line is
   answered together;
 - `/join NAME [CHARACTER]` (a suggested character), `/join NAME as CHARACTER NAME[:
@@ -26,6 +28,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from bot.cogs.play import OUT_OF_CHARACTER
 from engine.bootstrap import build_engine, close_engine, load_stories
 from engine.errors import EngineError, InvalidInput
 from engine.facade import Engine
@@ -39,12 +42,14 @@ CONSOLE_CHANNEL_ID = 1
 # A single word before a colon names the player (letters of any script); a longer name is
 # refused with the rule rather than read as text of someone else.
 PLAYER_NAME = r"[^\W\d_][\w-]*"
-PLAYER_LINE = re.compile(rf"^({PLAYER_NAME})\s*:\s*(.*)$")
+# `https://...` is a URL, not player https.
+PLAYER_LINE = re.compile(rf"^({PLAYER_NAME})\s*:(?!//)\s*(.*)$")
 MAX_PLAYER_NAME = 32
 JOIN_USAGE = (
     "Join with /join NAME (the next free suggested character), /join NAME CHARACTER (a "
     "suggested one) or /join NAME as CHARACTER NAME: description (one of your own)."
 )
+OUT_OF_CHARACTER_NOTICE = "! Out of character: not sent to the story."
 
 
 def user_id_for(name: str) -> int:
@@ -195,6 +200,9 @@ class Console:
         if not line.strip():
             await self.close_turn()
             return True
+        if OUT_OF_CHARACTER.match(line):  # before commands: `// brb` is chat, not a command
+            self.sink.say(OUT_OF_CHARACTER_NOTICE)
+            return True
         if line.startswith("/"):
             return await self.command(line[1:].strip())
         match = PLAYER_LINE.match(line)
@@ -204,6 +212,9 @@ class Console:
             name, text = self.last_player, line
         else:
             self.sink.say("! Say who is speaking first, like `alice: I open the door`.")
+            return True
+        if OUT_OF_CHARACTER.match(text):  # `alice: ((brb))`, as a Discord message `((brb))`
+            self.sink.say(OUT_OF_CHARACTER_NOTICE)
             return True
         if not any(c.isprintable() and not c.isspace() for c in text):
             # The engine refuses it too, but only after the join would have taken a character.

@@ -181,6 +181,31 @@ async def test_unicode_and_overlong_player_names(tmp_path: Path, llm_server: LLM
     assert "hello" not in scene.prompt  # refused, not taken as Zoë's text
 
 
+async def test_out_of_character_lines_and_urls_are_not_players(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    script = (
+        "ooc: brb\n"
+        "alice: I open the door.\n"
+        "OOC: back in five\n"
+        "(( wrong door? ))\n"
+        "// snack break\n"
+        "[[ mute ]]\n"
+        "alice: ((typo above))\n"
+        "https://example.com/map.png\n"
+        "\n"
+    )
+    lines = await play_lines(tmp_path, llm_server, script)
+    assert lines.count("! Out of character: not sent to the story.") == 6
+    assert [line for line in lines if " plays " in line] == ["! alice plays Ash"]
+    assert not [line for line in lines if line.startswith("! Unknown command")]
+    (scene,) = llm_server.calls("scene")
+    assert "Ash: I open the door." in scene.prompt
+    assert "Ash: https://example.com/map.png" in scene.prompt  # the last player's text
+    for chat in ("brb", "back in five", "wrong door", "snack break", "mute", "typo above"):
+        assert chat not in scene.prompt
+
+
 async def test_empty_input_joins_nobody(tmp_path: Path, llm_server: LLMDouble) -> None:
     lines = await play_lines(tmp_path, llm_server, "dave:   \u200b\nerin: I wave.\n\n")
     assert "! There is nothing to say: the message is empty." in lines
