@@ -3,7 +3,8 @@
 Input, one line at a time:
 - `name: text` is input from player `name` (one word, any letters, case ignored; joined on
   first use with the next free suggested character, or a character named after them); a bare
-  line is from the last player who wrote (so is a URL: `https://...` names nobody);
+  line is from the last player who wrote (so is a URL: `https://...` names nobody); a story
+  character's name (`Corvin:` for Corvin Hale) joins nobody: the line is refused with a notice;
 - out-of-character lines, by the Discord front end's rule (starting with `((`, `//`, `[[` or
   `ooc:`, also after `name:`), are not sent to the story;
 - a blank line (or the end of input) closes the turn: everything since the last blank line is
@@ -220,11 +221,38 @@ class Console:
             # The engine refuses it too, but only after the join would have taken a character.
             self.sink.say("! There is nothing to say: the message is empty.")
             return True
+        if name.casefold() not in self.players:
+            character = await self._character_named(name)
+            if character is not None:
+                self.sink.say(self._not_a_player(name, character))
+                return True
         name = await self._ensure_joined(name)
         self.last_player = name
         await self.engine.submit_input(CONSOLE_CHANNEL_ID, user_id_for(name), text, queue=False)
         self.waiting.append(name)
         return True
+
+    async def _character_named(self, name: str) -> str | None:
+        """The story character a new `name:` names, if any: an NPC or a player's character, or
+        a suggested one, by key, name or a word of its name (`Corvin` is Corvin Hale)."""
+        wanted = name.casefold()
+        story = self.engine.story(self.story_key)
+        characters = [(c.key, c.name) for c in await self.engine.characters(CONSOLE_CHANNEL_ID)]
+        characters += [(s.key, s.name) for s in story.suggested_characters]
+        for key, character in characters:
+            if wanted == key.casefold() or wanted in re.split(r"[^\w-]+", character.casefold()):
+                return character
+        return None
+
+    def _not_a_player(self, name: str, character: str) -> str:
+        """Why `name: text` was not sent: `name` is a story character's, not a player's."""
+        who = character if name.casefold() == character.casefold() else f"{name} ({character})"
+        also = f"To write as {self.last_player}, leave out the name. " if self.last_player else ""
+        return (
+            f"! {who} is a character of the story, not a player: the line was not sent. {also}"
+            f"To join as a new player: /join NAME [CHARACTER] or /join NAME as CHARACTER: "
+            "description."
+        )
 
     async def close_turn(self) -> None:
         if not self.waiting:

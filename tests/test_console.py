@@ -58,11 +58,15 @@ async def start_play(
 
 
 async def play_lines(
-    tmp_path: Path, server: LLMDouble, script: str, players: tuple[str, ...] = ()
+    tmp_path: Path,
+    server: LLMDouble,
+    script: str,
+    players: tuple[str, ...] = (),
+    story_text: str = TEST_STORY,
 ) -> list[str]:
     """The output lines of `bot play` run in this process (faster than a new one)."""
     story = tmp_path / "inn.toml"
-    story.write_text(TEST_STORY)
+    story.write_text(story_text)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         openai_base_url=server.base_url,
@@ -206,6 +210,54 @@ async def test_out_of_character_lines_and_urls_are_not_players(
         assert chat not in scene.prompt
 
 
+async def test_character_names_are_not_new_players(tmp_path: Path, llm_server: LLMDouble) -> None:
+    script = (
+        "Mira: Welcome, travellers.\n"  # an NPC's name
+        "bram: Down here!\n"  # an NPC's key
+        "Rowan: I pray.\n"  # a suggested character nobody plays yet
+        "alice: I wave.\n"
+        "Vesna: Who let them in?\n"
+        "/join mira Rowan\n"  # a player may take such a name by joining
+        "mira: I warm my hands.\n"
+        "\n"
+    )
+    lines = await play_lines(tmp_path, llm_server, script)
+    join = (
+        "To join as a new player: /join NAME [CHARACTER] or /join NAME as CHARACTER: description."
+    )
+    not_sent = "is a character of the story, not a player: the line was not sent."
+    assert f"! Mira {not_sent} {join}" in lines
+    assert f"! Bram {not_sent} {join}" in lines
+    assert f"! Rowan {not_sent} {join}" in lines
+    assert f"! Vesna {not_sent} To write as alice, leave out the name. {join}" in lines
+    assert [line for line in lines if " plays " in line] == [
+        "! alice plays Ash",
+        "! mira plays Rowan",
+    ]
+    (scene,) = llm_server.calls("scene")
+    assert "Ash: I wave." in scene.prompt
+    assert "Rowan: I warm my hands." in scene.prompt
+    for text in ("Welcome, travellers", "Down here", "I pray", "Who let them in"):
+        assert text not in scene.prompt
+
+
+async def test_character_names_of_a_bundled_story(tmp_path: Path, llm_server: LLMDouble) -> None:
+    story = (ROOT / "stories" / "last_map.toml").read_text()
+    script = (
+        "Corvin: Nobody leaves.\n"  # a word of an NPC's name, Corvin Hale
+        "corvin_hale: Nobody at all.\n"  # its key
+        "Surveyor: I unroll the chart.\n"  # a word of a suggested character's name
+        "\n"
+    )
+    lines = await play_lines(tmp_path, llm_server, script, story_text=story)
+    not_sent = "is a character of the story, not a player: the line was not sent."
+    assert any(line.startswith(f"! Corvin (Corvin Hale) {not_sent}") for line in lines)
+    assert any(line.startswith(f"! corvin_hale (Corvin Hale) {not_sent}") for line in lines)
+    assert any(line.startswith(f"! Surveyor (The Surveyor) {not_sent}") for line in lines)
+    assert not [line for line in lines if " plays " in line]
+    assert not llm_server.calls("scene")
+
+
 async def test_empty_input_joins_nobody(tmp_path: Path, llm_server: LLMDouble) -> None:
     lines = await play_lines(tmp_path, llm_server, "dave:   \u200b\nerin: I wave.\n\n")
     assert "! There is nothing to say: the message is empty." in lines
@@ -253,7 +305,7 @@ async def test_change_lines_show_values_and_names(tmp_path: Path, llm_server: LL
         ),
         json.dumps({"summary": "More coins.", "flags": {"coins": 5}}),
     )
-    script = "ash: I force the door.\n\nash: I count the coins.\n\n"
+    script = "alice: I force the door.\n\nalice: I count the coins.\n\n"
     lines = await play_lines(tmp_path, llm_server, script)
     assert "  ~ flag door_open: false -> true: forced" in lines
     assert "  ~ flag coins: (unset) -> 3: found" in lines
@@ -281,14 +333,14 @@ async def test_rel_by_player_name_and_without_relationships(
 
 async def test_retry_says_which_turn_was_rewritten(tmp_path: Path, llm_server: LLMDouble) -> None:
     llm_server.reply("scene", "Narrator: First take.", "Narrator: Second take.")
-    lines = await play_lines(tmp_path, llm_server, "ash: I knock.\n\n/retry\n/undo\n")
+    lines = await play_lines(tmp_path, llm_server, "alice: I knock.\n\n/retry\n/undo\n")
     assert lines[-3:] == ["Narrator: Second take.", "! Turn 1 rewritten", "! Turn 1 undone"]
 
 
 async def test_quit_keeps_waiting_input(tmp_path: Path, llm_server: LLMDouble) -> None:
-    lines = await play_lines(tmp_path, llm_server, "ash: I knock.\nrowan: I wait.\n/quit\n")
+    lines = await play_lines(tmp_path, llm_server, "alice: I knock.\nbob: I wait.\n/quit\n")
     assert lines[-1] == (
-        "! 2 inputs from ash, rowan not answered yet: kept, and answered when you run this "
+        "! 2 inputs from alice, bob not answered yet: kept, and answered when you run this "
         "command again."
     )
     assert not llm_server.calls("scene")
