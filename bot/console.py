@@ -26,6 +26,7 @@ import hashlib
 import re
 import sys
 import threading
+import unicodedata
 from pathlib import Path
 from typing import TextIO
 
@@ -53,9 +54,15 @@ JOIN_USAGE = (
 OUT_OF_CHARACTER_NOTICE = "! Out of character: not sent to the story."
 
 
+def nfc(text: str) -> str:
+    """`É` typed as E + a combining accent is the same as the one-letter `É` (as the engine
+    normalizes character names)."""
+    return unicodedata.normalize("NFC", text)
+
+
 def user_id_for(name: str) -> int:
     """A stable id per player name, so a restarted session finds its players again."""
-    return int.from_bytes(hashlib.sha256(name.casefold().encode()).digest()[:6], "big")
+    return int.from_bytes(hashlib.sha256(nfc(name).casefold().encode()).digest()[:6], "big")
 
 
 def one_line(text: str) -> str:
@@ -91,9 +98,11 @@ class Console:
         self.sink = sink
         self.story_key = story_key
         self.interactive = interactive
-        # By casefolded player name (as user ids are): the name as first written, their character.
+        # By casefolded NFC player name (as user ids are): the name as first written, their
+        # character, their user id (as stored: a name stored before NFC keeps its id).
         self.players: dict[str, str] = {}
         self.characters: dict[str, str] = {}
+        self.user_ids: dict[str, int] = {}
         self.last_player: str | None = None
         self.waiting: list[str] = []  # who wrote since the last blank line
 
@@ -114,15 +123,17 @@ class Console:
                 )
             self.sink.say(f"! Continuing {info.story_title} after turn {info.turn_count}")
             for player in await self.engine.players(channel):
-                self._joined(player.display_name, player.character_name)
+                self._joined(player.display_name, player.character_name, player.user_id)
             await self.engine.recover()
             await self.engine.wait_idle(channel)
         for name in players:
-            await self._ensure_joined(name)
+            await self._ensure_joined(nfc(name))
 
-    def _joined(self, name: str, character: str) -> None:
-        self.players[name.casefold()] = name
-        self.characters[name.casefold()] = character
+    def _joined(self, name: str, character: str, user_id: int) -> None:
+        key = nfc(name).casefold()
+        self.players[key] = nfc(name)
+        self.characters[key] = character
+        self.user_ids[key] = user_id
 
     async def _ensure_joined(self, name: str) -> str:
         """The player's name as first written (`Alice` is `alice`), joining them if new."""
@@ -150,7 +161,7 @@ class Console:
             character=character,
             description=description,
         )
-        self._joined(name, player.character_name)
+        self._joined(name, player.character_name, player.user_id)
         self.sink.say(f"! {name} plays {player.character_name}")
 
     async def join(self, arg: str) -> None:
@@ -197,7 +208,7 @@ class Console:
 
     async def handle(self, line: str) -> bool:
         """Handle one input line; False ends the session."""
-        line = line.rstrip("\r\n")
+        line = nfc(line.rstrip("\r\n"))  # names (also in commands) are compared in NFC
         if not line.strip():
             await self.close_turn()
             return True
@@ -228,7 +239,8 @@ class Console:
                 return True
         name = await self._ensure_joined(name)
         self.last_player = name
-        await self.engine.submit_input(CONSOLE_CHANNEL_ID, user_id_for(name), text, queue=False)
+        user_id = self.user_ids[name.casefold()]
+        await self.engine.submit_input(CONSOLE_CHANNEL_ID, user_id, text, queue=False)
         self.waiting.append(name)
         return True
 

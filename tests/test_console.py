@@ -258,6 +258,29 @@ async def test_character_names_of_a_bundled_story(tmp_path: Path, llm_server: LL
     assert not llm_server.calls("scene")
 
 
+async def test_decomposed_names_are_the_composed_ones(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    script = (
+        "E\u0301mile: bonjour\n"  # E + combining acute
+        "\u00c9mile: encore\n"  # the one-letter É
+        "/join Zoe\u0308 Rowan\n"
+        "Zo\u00eb: salut\n"
+        "/rel e\u0301mile\n"
+        "\n"
+    )
+    lines = await play_lines(tmp_path, llm_server, script)
+    assert [line for line in lines if " plays " in line] == [
+        "! \u00c9mile plays Ash",
+        "! Zo\u00eb plays Rowan",
+    ]
+    assert "! Mira -> Ash (acquaintance): trust +0.10, affection +0.00, familiarity 0.00" in lines
+    (scene,) = llm_server.calls("scene")
+    assert "Ash: bonjour" in scene.prompt
+    assert "Ash: encore" in scene.prompt
+    assert "Rowan: salut" in scene.prompt
+
+
 async def test_empty_input_joins_nobody(tmp_path: Path, llm_server: LLMDouble) -> None:
     lines = await play_lines(tmp_path, llm_server, "dave:   \u200b\nerin: I wave.\n\n")
     assert "! There is nothing to say: the message is empty." in lines
