@@ -4,7 +4,8 @@ Input, one line at a time:
 - `name: text` is input from player `name` (one word, any letters, case ignored; joined on
   first use with the next free suggested character, or a character named after them); a bare
   line is from the last player who wrote (so is a URL: `https://...` names nobody); a story
-  character's name (`Corvin:` for Corvin Hale) joins nobody: the line is refused with a notice;
+  character's name (`Corvin:` for Corvin Hale) or `Narrator:` joins nobody: the line is
+  refused with a notice, as is a line whose new player cannot join;
 - out-of-character lines, by the Discord front end's rule (starting with `((`, `//`, `[[` or
   `ooc:`, also after `name:`), are not sent to the story;
 - a blank line (or the end of input) closes the turn: everything since the last blank line is
@@ -38,6 +39,7 @@ from engine.results import TurnResult
 from engine.settings import Settings
 from engine.sink import NullSink
 from engine.stories import StoryCatalog, load_story
+from engine.turns.script import NARRATOR
 
 CONSOLE_GUILD_ID = 1
 CONSOLE_CHANNEL_ID = 1
@@ -47,6 +49,7 @@ PLAYER_NAME = r"[^\W\d_][\w-]*"
 # `https://...` is a URL, not player https.
 PLAYER_LINE = re.compile(rf"^({PLAYER_NAME})\s*:(?!//)\s*(.*)$")
 MAX_PLAYER_NAME = 32
+JOIN_HINT = "/join NAME [CHARACTER] or /join NAME as CHARACTER: description"
 JOIN_USAGE = (
     "Join with /join NAME (the next free suggested character), /join NAME CHARACTER (a "
     "suggested one) or /join NAME as CHARACTER NAME: description (one of your own)."
@@ -63,6 +66,15 @@ def nfc(text: str) -> str:
 def user_id_for(name: str) -> int:
     """A stable id per player name, so a restarted session finds its players again."""
     return int.from_bytes(hashlib.sha256(nfc(name).casefold().encode()).digest()[:6], "big")
+
+
+def name_problem(name: str) -> str | None:
+    if re.fullmatch(PLAYER_NAME, name) and len(name) <= MAX_PLAYER_NAME:
+        return None
+    return (
+        f"{name[:40]!r} is not a player name: 1 to {MAX_PLAYER_NAME} letters, digits, - or _, "
+        "starting with a letter."
+    )
 
 
 def one_line(text: str) -> str:
@@ -144,16 +156,16 @@ class Console:
     async def _join(self, name: str, character: str | None = None, description: str = "") -> None:
         """Join as `character` (a suggested one's key, or a name of their own), else as the next
         free suggested character."""
-        if not re.fullmatch(PLAYER_NAME, name) or len(name) > MAX_PLAYER_NAME:
-            raise InvalidInput(
-                f"{name[:40]!r} is not a player name: 1 to {MAX_PLAYER_NAME} letters, digits, "
-                "- or _, starting with a letter."
-            )
+        problem = name_problem(name)
+        if problem:
+            raise InvalidInput(problem)
+        own = ""
         if character is None:
             taken = {p.character_key for p in await self.engine.players(CONSOLE_CHANNEL_ID)}
             story = self.engine.story(self.story_key)
             free = next((s for s in story.suggested_characters if s.key not in taken), None)
             character = free.key if free else name.capitalize()
+            own = "" if free else " (their own character: every suggested one is taken)"
         player = await self.engine.join(
             CONSOLE_CHANNEL_ID,
             user_id_for(name),
@@ -162,7 +174,7 @@ class Console:
             description=description,
         )
         self._joined(name, player.character_name, player.user_id)
-        self.sink.say(f"! {name} plays {player.character_name}")
+        self.sink.say(f"! {name} plays {player.character_name}{own}")
 
     async def join(self, arg: str) -> None:
         """`/join NAME [CHARACTER]` with a suggested character, `/join NAME as CHARACTER NAME[:
@@ -237,7 +249,13 @@ class Console:
             if character is not None:
                 self.sink.say(self._not_a_player(name, character))
                 return True
-        name = await self._ensure_joined(name)
+            try:
+                await self._join(name)
+            except InvalidInput as error:  # the line must not vanish without a word
+                how = "" if name_problem(name) else f" Join with {JOIN_HINT}, then write it again."
+                self.sink.say(f"! {error} The line was not sent.{how}")
+                return True
+        name = self.players[name.casefold()]
         self.last_player = name
         user_id = self.user_ids[name.casefold()]
         await self.engine.submit_input(CONSOLE_CHANNEL_ID, user_id, text, queue=False)
@@ -246,8 +264,11 @@ class Console:
 
     async def _character_named(self, name: str) -> str | None:
         """The story character a new `name:` names, if any: an NPC or a player's character, or
-        a suggested one, by key, name or a word of its name (`Corvin` is Corvin Hale)."""
+        a suggested one, by key, name or a word of its name (`Corvin` is Corvin Hale); or the
+        narrator."""
         wanted = name.casefold()
+        if wanted == NARRATOR.casefold():
+            return NARRATOR
         story = self.engine.story(self.story_key)
         characters = [(c.key, c.name) for c in await self.engine.characters(CONSOLE_CHANNEL_ID)]
         characters += [(s.key, s.name) for s in story.suggested_characters]
@@ -259,11 +280,11 @@ class Console:
     def _not_a_player(self, name: str, character: str) -> str:
         """Why `name: text` was not sent: `name` is a story character's, not a player's."""
         who = character if name.casefold() == character.casefold() else f"{name} ({character})"
+        what = "the story's own voice" if character == NARRATOR else "a character of the story"
         also = f"To write as {self.last_player}, leave out the name. " if self.last_player else ""
         return (
-            f"! {who} is a character of the story, not a player: the line was not sent. {also}"
-            f"To join as a new player: /join NAME [CHARACTER] or /join NAME as CHARACTER: "
-            "description."
+            f"! {who} is {what}, not a player: the line was not sent. {also}"
+            f"To join as a new player: {JOIN_HINT}."
         )
 
     async def close_turn(self) -> None:

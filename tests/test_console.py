@@ -176,9 +176,9 @@ async def test_unicode_and_overlong_player_names(tmp_path: Path, llm_server: LLM
     assert "! Émile plays Ash" in lines
     assert "! Zoë plays Rowan" in lines
     assert (
-        f"! {long!r} is not a player name: 1 to 32 letters, digits, - or _, starting with a letter."
-        in lines
-    )
+        f"! {long!r} is not a player name: 1 to 32 letters, digits, - or _, starting with a "
+        "letter. The line was not sent."
+    ) in lines
     (scene,) = llm_server.calls("scene")
     assert "Ash: bonjour" in scene.prompt
     assert "Ash: I whisper: hush" in scene.prompt  # a sentence with a colon is text
@@ -279,6 +279,32 @@ async def test_decomposed_names_are_the_composed_ones(
     assert "Ash: bonjour" in scene.prompt
     assert "Ash: encore" in scene.prompt
     assert "Rowan: salut" in scene.prompt
+
+
+async def test_narrator_and_new_players_once_suggested_characters_are_taken(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    script = (
+        "narrator: The storm worsens.\n"
+        "/join alice Ash\n"
+        "/join bob Rowan\n"
+        "Narrator: The roof leaks.\n"
+        "zed: I stumble in, soaked.\n"
+        "\n"
+    )
+    lines = await play_lines(tmp_path, llm_server, script)
+    join = "/join NAME [CHARACTER] or /join NAME as CHARACTER: description."
+    refused = (
+        "! Narrator is the story's own voice, not a player: the line was not sent. To join as a "
+        f"new player: {join}"
+    )
+    assert lines.count(refused) == 2
+    # Once Ash and Rowan are taken, a new player gets a character of their own, named after them.
+    assert "! zed plays Zed (their own character: every suggested one is taken)" in lines
+    (scene,) = llm_server.calls("scene")
+    assert "Zed: I stumble in, soaked." in scene.prompt
+    assert "storm worsens" not in scene.prompt
+    assert "roof leaks" not in scene.prompt
 
 
 async def test_empty_input_joins_nobody(tmp_path: Path, llm_server: LLMDouble) -> None:
