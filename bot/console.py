@@ -341,10 +341,14 @@ class Console:
             number = await self.engine.undo(channel)
             say(f"! Turn {number} undone")
         elif name == "retry":
+            # The engine's retry returns nothing: a turn numbered past the turns done before is
+            # one written for the first time (its earlier attempt failed), not rewritten.
+            done = (await self.engine.playthrough(channel)).turn_count
             self.sink.last_turn = None
             await self.engine.retry(channel)
-            if self.sink.last_turn is not None:  # else the engine said why it failed
-                say(f"! Turn {self.sink.last_turn} rewritten")
+            turn = self.sink.last_turn
+            if turn is not None:  # else the engine said why it failed
+                say(f"! Turn {turn} {'written' if turn > done else 'rewritten'}")
         else:
             say(
                 f"! Unknown command /{name}. Commands: /join /look /characters /rel /flags "

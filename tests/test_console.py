@@ -386,6 +386,16 @@ async def test_retry_says_which_turn_was_rewritten(tmp_path: Path, llm_server: L
     assert lines[-3:] == ["Narrator: Second take.", "! Turn 1 rewritten", "! Turn 1 undone"]
 
 
+async def test_retry_after_a_failed_attempt_says_the_turn_is_written(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    llm_server.fail("scene", "500")  # the first attempt of turn 1 fails
+    llm_server.reply("scene", "Narrator: The door creaks.")
+    lines = await play_lines(tmp_path, llm_server, "alice: I knock.\n\n/retry\n")
+    assert any(line.startswith("! The story could not continue") for line in lines)
+    assert lines[-2:] == ["Narrator: The door creaks.", "! Turn 1 written"]
+
+
 async def test_quit_keeps_waiting_input(tmp_path: Path, llm_server: LLMDouble) -> None:
     lines = await play_lines(tmp_path, llm_server, "alice: I knock.\nbob: I wait.\n/quit\n")
     assert lines[-1] == (
