@@ -95,6 +95,20 @@ class FlagView:
     set_by: str
     set_at_turn: int
 
+    def describe(self) -> str:
+        """`door_open = true (set by the director on turn 5)`."""
+        who = _SETTERS.get(self.set_by, self.set_by)
+        when = f"on turn {self.set_at_turn}" if self.set_at_turn else "before the first turn"
+        return f"{self.name} = {_shown(self.value)} (set by {who} {when})"
+
+
+_SETTERS = {
+    "story": "the story",
+    "director": "the director",
+    "moderator": "a moderator",
+    "player": "a player",
+}
+
 
 @dataclass(frozen=True)
 class EpisodeView:

@@ -193,6 +193,7 @@ key = "the_door"
 title = "The Cellar Door"
 goal = "Get the cellar door open."
 completes_when = "flag.door_open"
+sets_flags = { cellar_reached = false }
 
 [[arcs.episodes]]
 key = "below"

@@ -152,7 +152,7 @@ async def test_moderators_and_everyone_else(
         done = await w.command(w.mod, "gm", {"name": "door_open", "value": "true"}, "flag set")
         assert "flag door_open" in w.reply_text(done)
         listed = await w.command(w.mod, "gm", {}, "flag list")
-        assert "`door_open` = True" in w.reply_text(listed)
+        assert "door\\_open = true (set by a moderator before the first turn)" in w.reply_text(listed)
         attempts: list[tuple[str, dict[str, Any]]] = [
             ("flag set", {"name": "x", "value": "1"}),
             ("flag unset", {"name": "door_open"}),
@@ -173,7 +173,7 @@ async def test_moderators_and_everyone_else(
             assert refused.original is not None and refused.original.flags & 64, sub
             assert "Only moderators" in refused.original.content, sub
         still = await w.command(w.mod, "gm", {}, "flag list")
-        assert "`door_open` = True" in w.reply_text(still)
+        assert "door\\_open = true" in w.reply_text(still)
         start = await w.command(w.guest, "story", {"story": "inn"}, "start")
         assert "Only moderators" in w.reply_text(start)
 

@@ -349,12 +349,18 @@ def test_flags_the_story_declares_keep_their_kind() -> None:
                 FlagChange(name="door_open", value="no"),
                 FlagChange(name="gold", value="12"),
                 FlagChange(name="fate", value=True),
-                FlagChange(name="invented", value="false"),  # not the story's: as given
+                FlagChange(name="invented", value="FALSE"),  # not the story's: a boolean word
+                FlagChange(name="mood", value="no"),  # ...but other text stays text
             ]
         ),
         state,
     )
-    assert edits_of(result, "flag") == {"door_open": False, "gold": 12, "invented": "false"}
+    assert edits_of(result, "flag") == {
+        "door_open": False,
+        "gold": 12,
+        "invented": False,
+        "mood": "no",
+    }
     assert result.notes == ('dropped flag "fate": must be text (as the story has it), not true',)
     wrong = plan_changes(DirectorOutput(flags=[FlagChange(name="door_open", value="maybe")]), state)
     assert wrong.edits == () and "must be true or false" in wrong.notes[0]

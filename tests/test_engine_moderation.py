@@ -97,8 +97,12 @@ async def test_moderator_actions_are_changes_with_the_moderator_in_the_log(
         assert "episode Escape the Storm / The Cellar Door: active -> completed" in [
             c.describe().split(": after")[0] for c in changes
         ]
-        flags = {f.name: (f.value, f.set_by) for f in await engine.flags(CHANNEL)}
-        assert flags["door_open"] == (True, "moderator")
+        flags = {f.name: f for f in await engine.flags(CHANNEL)}
+        assert (flags["door_open"].value, flags["door_open"].set_by) == (True, "moderator")
+        # The flag the completed episode sets is the story's doing.
+        assert flags["cellar_reached"].describe() == (
+            "cellar_reached = false (set by the story before the first turn)"
+        )
         await engine.set_relationship(CHANNEL, MOD, "mira", "Ash", trust=0.9)
         [rel] = [r for r in await engine.relationships(CHANNEL, "ash") if r.source_key == "mira"]
         assert rel.trust == 0.9

@@ -97,9 +97,7 @@ class GameMaster(commands.GroupCog, group_name="gm"):
         """List the story's flags."""
         channel, _ = self._ids(interaction)
         flags = await self.engine.flags(channel)
-        text = "\n".join(
-            f"`{f.name}` = {f.value!r} (by {f.set_by}, turn {f.set_at_turn})" for f in flags
-        )
+        text = "\n".join(discord.utils.escape_markdown(f.describe()) for f in flags)
         await interaction.response.send_message(
             text[:2000] or "No flags.", ephemeral=True, allowed_mentions=QUIET
         )

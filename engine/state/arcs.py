@@ -58,7 +58,9 @@ async def _arc_round(arc: Arc, state: Snapshot, editor: StateEditor, reason: str
         elif status == "active" and _holds(episode.completes_when, state, default=False):
             await editor.set("episode", target, "completed", reason or "its goal is reached")
             for name, value in episode.sets_flags.items():
-                await editor.set("flag", name, value, f"episode {episode.title!r} completed")
+                await editor.set(
+                    "flag", name, value, f"episode {episode.title!r} completed", actor="story"
+                )
             changed = True
         previous_done = status == "completed"
     if not changed:

@@ -128,9 +128,13 @@ class StateEditor:
     async def get(self, kind: str, target: str) -> Any:
         return await self._readers[kind](target)
 
-    async def set(self, kind: str, target: str, value: Any, reason: str = "") -> ChangeView | None:
-        """Apply one change and record it; a change to the same value records nothing."""
-        return await self._set(kind, target, await self.get(kind, target), value, reason)
+    async def set(
+        self, kind: str, target: str, value: Any, reason: str = "", *, actor: str | None = None
+    ) -> ChangeView | None:
+        """Apply one change and record it; a change to the same value records nothing.
+        `actor` names who made it when that is not this editor's actor (the story, for the
+        flags an episode sets when it completes)."""
+        return await self._set(kind, target, await self.get(kind, target), value, reason, actor)
 
     async def set_if_still(
         self, kind: str, target: str, expected: Any, value: Any, reason: str = ""
@@ -144,14 +148,21 @@ class StateEditor:
         return True
 
     async def _set(
-        self, kind: str, target: str, before: Any, value: Any, reason: str
+        self,
+        kind: str,
+        target: str,
+        before: Any,
+        value: Any,
+        reason: str,
+        actor: str | None = None,
     ) -> ChangeView | None:
         shown = _shown(kind, before)
         if _same(shown, value):
             return None
-        after = self._stored(kind, value, before)
+        actor = actor or self.actor
+        after = self._stored(kind, value, before, actor)
         await self._write(kind, target, after)
-        return await self._record(kind, target, before, after, shown, value, reason)
+        return await self._record(kind, target, before, after, shown, value, reason, actor)
 
     async def witness(self, keys: list[str], fact: dict[str, Any], reason: str) -> None:
         """Every character in `keys` learns `fact`."""
@@ -168,8 +179,17 @@ class StateEditor:
         await self.runner.run_many(_insert_changes, pending)
 
     async def _record(
-        self, kind: str, target: str, before: Any, after: Any, shown: Any, value: Any, reason: str
+        self,
+        kind: str,
+        target: str,
+        before: Any,
+        after: Any,
+        shown: Any,
+        value: Any,
+        reason: str,
+        actor: str | None = None,
     ) -> ChangeView:
+        actor = actor or self.actor
         self._pending.append(
             {
                 "playthrough_id": self.playthrough_id,
@@ -179,14 +199,14 @@ class StateEditor:
                 "before": before,
                 "after": after,
                 "reason": reason,
-                "actor": self.actor,
+                "actor": actor,
                 "actor_user_id": self.actor_user_id,
                 "reverted": False,
                 "created_at": utcnow(),
             }
         )
         view = ChangeView(
-            kind, target, shown, value, reason, self.actor, await self._label(kind, target)
+            kind, target, shown, value, reason, actor, await self._label(kind, target)
         )
         self.changes.append(view)
         return view
@@ -204,13 +224,13 @@ class StateEditor:
         await self.runner.run_many(_mark_reverted, [{"change_id": row[0]} for row in rows])
         return len(rows)
 
-    def _stored(self, kind: str, value: Any, before: Any) -> Any:
+    def _stored(self, kind: str, value: Any, before: Any, actor: str) -> Any:
         """What a Change stores: flags and progress keep who/when, so undo is exact."""
         turn = self.turn_count
         if kind == "flag" and value is not None:
             return {
                 "value": value,
-                "set_by": self.actor,
+                "set_by": actor,
                 "set_by_user_id": self.actor_user_id,
                 "set_at_turn": turn,
             }

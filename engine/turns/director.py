@@ -18,8 +18,10 @@ finite. The documented rules and ranges:
   finite, integers within ±2**53; otherwise dropped. A flag the story declares (in `flags` or
   an episode's `sets_flags`) keeps its kind: "false"/"no"/"0" and 0 become false for a
   true/false flag ("true"/"yes"/"1" and 1 true), "3" becomes 3 for a number; any other
-  value of the wrong kind is dropped. No edit for an unchanged value (same value and type:
-  1 is not True).
+  value of the wrong kind is dropped. A flag the story does not declare takes any value, but
+  the text "true" or "false" (any case) becomes true or false, since the text "false" would
+  count as true in conditions. No edit for an unchanged value (same value and type: 1 is not
+  True).
 - Learned: only a character in the scene learns (present when the turn started, or brought in
   by this answer): knowledge with source "told", the fact trimmed to 500 characters.
 - Presence (non-player characters only; the last entry per character wins): entering sets
@@ -387,9 +389,10 @@ def _flag_kind(value: FlagValue) -> type:
 def _as_declared(value: FlagValue, declared: FlagValue | None) -> FlagValue | None:
     """`value` as the kind of flag the story declared (a model writes "false" for false, or
     "3" for 3: the text "false" would count as true in conditions); None when it cannot be.
-    Flags the story does not declare take any value."""
+    Flags the story does not declare take any value, the words true and false as such."""
     if declared is None:
-        return value
+        word = value.strip().lower() if isinstance(value, str) else None
+        return True if word == "true" else False if word == "false" else value
     kind = _flag_kind(declared)
     if kind is bool:
         if isinstance(value, str):
