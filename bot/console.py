@@ -17,7 +17,8 @@ Input, one line at a time:
 Output: one line per post, `Speaker: text`; an indented `~ ...` line per state change; notices
 start with `!`. Without a terminal on standard input there are no prompts, so scripts and
 tests can drive it. The playthrough lives in the database: running the same command again
-continues it, finishing a turn that was cut off.
+continues it, finishing a turn that was cut off (by a crash, or by Ctrl-C, which stops at once
+with exit code 130).
 """
 
 from __future__ import annotations
@@ -88,12 +89,17 @@ class ConsoleSink(NullSink):
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.last_turn: int | None = None  # the number of the latest turn shown
+        self.writing: int | None = None  # the number of the turn being written, if any
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
         self.out.flush()
 
+    async def turn_started(self, channel_id: int, turn_number: int) -> None:
+        self.writing = turn_number
+
     async def turn_finished(self, channel_id: int, result: TurnResult) -> None:
+        self.writing = None
         self.last_turn = result.turn_number
         for post in result.posts:
             self.say(f"{post.speaker}: {one_line(post.text)}")
@@ -101,6 +107,7 @@ class ConsoleSink(NullSink):
             self.say(f"  ~ {change.describe()}")
 
     async def notice(self, channel_id: int, text: str, *, retryable: bool = False) -> None:
+        self.writing = None  # a failed or stopped turn (other notices come between turns)
         self.say(f"! {one_line(text)}")
 
 
@@ -287,6 +294,28 @@ class Console:
             f"To join as a new player: {JOIN_HINT}."
         )
 
+    def unanswered(self) -> str:
+        """What happens to the input since the last blank line: stored input is answered when
+        the playthrough is opened again (recover)."""
+        who = ", ".join(dict.fromkeys(self.waiting))
+        count = len(self.waiting)
+        return (
+            f"{count} input{'s' if count > 1 else ''} from {who} not answered yet: kept, and "
+            "answered when you run this command again."
+        )
+
+    def interrupted(self) -> str:
+        """The notice for Ctrl-C: the turn being written is cut off (`close_engine` with
+        `cancel_running`), and nothing of it is stored before its last transaction."""
+        if self.sink.writing is not None:
+            return (
+                f"! Stopping: turn {self.sink.writing} is cut off before it is stored; its input "
+                "is kept, and answered when you run this command again."
+            )
+        if self.waiting:
+            return f"! Stopping: {self.unanswered()}"
+        return "! Stopping."
+
     async def close_turn(self) -> None:
         if not self.waiting:
             return
@@ -300,13 +329,7 @@ class Console:
         say = self.sink.say
         if name == "quit":
             if self.waiting:
-                # Stored input is answered when the playthrough is opened again (recover).
-                who = ", ".join(dict.fromkeys(self.waiting))
-                count = len(self.waiting)
-                say(
-                    f"! {count} input{'s' if count > 1 else ''} from {who} not answered yet: "
-                    "kept, and answered when you run this command again."
-                )
+                say(f"! {self.unanswered()}")
             return False
         if name == "join":
             await self.join(arg)
@@ -406,6 +429,7 @@ async def play(
         settings, sink, catalog=catalog, database_url=database_url, collect_window_seconds=0.0
     )
     console = Console(engine, sink, story_key, interactive)
+    interrupted = False
     try:
         await console.open(players)
         lines = _read_lines(stdin)
@@ -422,8 +446,16 @@ async def play(
                     break
             except EngineError as error:
                 sink.say(f"! {error}")
+    except asyncio.CancelledError:
+        # Ctrl-C: asyncio.run cancels this task and then raises KeyboardInterrupt, which the
+        # command line turns into exit code 130. Stop now rather than finish the turn.
+        interrupted = True
+        if interactive:
+            stdout.write("\n")  # after the `^C` the terminal echoed
+        sink.say(console.interrupted())
+        raise
     finally:
-        await close_engine(engine)
+        await close_engine(engine, cancel_running=interrupted)
     return 0
 
 

@@ -160,6 +160,33 @@ async def test_killed_mid_turn_is_finished_after_restart(
     assert posts == [("The lamp catches, and shadows leap.",)]
 
 
+async def test_ctrl_c_mid_turn_says_so_and_exits_130(tmp_path: Path, llm_server: LLMDouble) -> None:
+    llm_server.latency = 30.0  # the scene call hangs: Ctrl-C must not wait for it
+    process = await start_play(tmp_path, llm_server, "--players", "ash")
+    assert process.stdin is not None
+    process.stdin.write(b"ash: I light the lamp.\n\n")
+    await process.stdin.drain()
+    await llm_server.wait_for_call("scene")
+    process.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(process.communicate(), 10.0)  # not the 30 s grace
+    assert process.returncode == 130, err.decode()
+    assert out.decode().splitlines()[-1] == (
+        "! Stopping: turn 1 is cut off before it is stored; its input is kept, and answered when "
+        "you run this command again."
+    )
+    assert "Traceback" not in err.decode()
+
+    llm_server.latency = 0.0
+    llm_server.reply("scene", "Narrator: The lamp catches.")
+    restart = await start_play(tmp_path, llm_server, stdin=asyncio.subprocess.DEVNULL)
+    out, err = await asyncio.wait_for(restart.communicate(), WAIT)
+    assert restart.returncode == 0, err.decode()
+    assert "Narrator: The lamp catches." in out.decode().splitlines()
+    with sqlite3.connect(tmp_path / "game.db") as db:
+        turns = db.execute("select status from turns").fetchall()
+    assert turns == [("done",)]
+
+
 async def test_player_names_ignore_case(tmp_path: Path, llm_server: LLMDouble) -> None:
     lines = await play_lines(tmp_path, llm_server, "alice: hi\nAlice: capital A\n\n")
     assert lines.count("! alice plays Ash") == 1
