@@ -274,6 +274,9 @@ async def test_character_names_of_a_bundled_story(tmp_path: Path, llm_server: LL
         "Corvin: Nobody leaves.\n"  # a word of an NPC's name, Corvin Hale
         "corvin_hale: Nobody at all.\n"  # its key
         "Surveyor: I unroll the chart.\n"  # a word of a suggested character's name
+        "/join bob The Lockwarden Cadet\n"  # the README's examples
+        "/join carol the_surveyor\n"
+        "/join dave as Mara: a sailor\n"
         "\n"
     )
     lines = await play_lines(tmp_path, llm_server, script, story_text=story)
@@ -281,7 +284,11 @@ async def test_character_names_of_a_bundled_story(tmp_path: Path, llm_server: LL
     assert any(line.startswith(f"! Corvin (Corvin Hale) {not_sent}") for line in lines)
     assert any(line.startswith(f"! corvin_hale (Corvin Hale) {not_sent}") for line in lines)
     assert any(line.startswith(f"! Surveyor (The Surveyor) {not_sent}") for line in lines)
-    assert not [line for line in lines if " plays " in line]
+    assert [line for line in lines if " plays " in line] == [
+        "! bob plays The Lockwarden Cadet",
+        "! carol plays The Surveyor",
+        "! dave plays Mara",
+    ]
     assert not llm_server.calls("scene")
 
 
