@@ -88,7 +88,6 @@ class ConsoleSink(NullSink):
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
-        self.last_turn: int | None = None  # the number of the latest turn shown
         self.writing: int | None = None  # the number of the turn being written, if any
 
     def say(self, line: str) -> None:
@@ -100,7 +99,6 @@ class ConsoleSink(NullSink):
 
     async def turn_finished(self, channel_id: int, result: TurnResult) -> None:
         self.writing = None
-        self.last_turn = result.turn_number
         for post in result.posts:
             self.say(f"{post.speaker}: {one_line(post.text)}")
         for change in result.changes:
@@ -108,7 +106,8 @@ class ConsoleSink(NullSink):
 
     async def notice(self, channel_id: int, text: str, *, retryable: bool = False) -> None:
         self.writing = None  # a failed or stopped turn (other notices come between turns)
-        self.say(f"! {one_line(text)}")
+        hint = " Type /retry to try again." if retryable else ""
+        self.say(f"! {one_line(text)}{hint}")
 
 
 class Console:
@@ -346,7 +345,7 @@ class Console:
             await self.relationships(arg.strip())
         elif name == "flags":
             for f in await self.engine.flags(channel):
-                say(f"! {f.name} = {f.value!r} (by {f.set_by}, turn {f.set_at_turn})")
+                say(f"! {f.describe()}")
         elif name == "arcs":
             for arc in await self.engine.arcs(channel):
                 say(f"! {arc.title} [{arc.status}]")
@@ -364,14 +363,10 @@ class Console:
             number = await self.engine.undo(channel)
             say(f"! Turn {number} undone")
         elif name == "retry":
-            # The engine's retry returns nothing: a turn numbered past the turns done before is
-            # one written for the first time (its earlier attempt failed), not rewritten.
-            done = (await self.engine.playthrough(channel)).turn_count
-            self.sink.last_turn = None
-            await self.engine.retry(channel)
-            turn = self.sink.last_turn
-            if turn is not None:  # else the engine said why it failed
-                say(f"! Turn {turn} {'written' if turn > done else 'rewritten'}")
+            retried = await self.engine.retry(channel)
+            if retried.turn is not None:  # else the engine said why it failed
+                done = "rewritten" if retried.rewritten else "written"
+                say(f"! Turn {retried.turn_number} {done}")
         else:
             say(
                 f"! Unknown command /{name}. Commands: /join /look /characters /rel /flags "

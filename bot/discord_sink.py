@@ -382,6 +382,10 @@ class DiscordSink:
         if retryable:  # a failed turn: the moderators' log channel hears of it too
             await self._log(await self._guild_settings(channel), channel_id, text)
         view = self._retry_view(channel_id) if retryable and self._retry_view else None
+        if retryable:
+            text += (
+                " Press Retry or use /retry to try again." if view else " Use /retry to try again."
+            )
         if view is not None:
             await channel.send(text[:LIMIT], view=view, allowed_mentions=QUIET)
         else:

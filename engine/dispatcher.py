@@ -81,7 +81,7 @@ def current_task_cancelling() -> bool:
 class ChannelDispatcher:
     def __init__(
         self,
-        run_turn: Callable[[int], Awaitable[None]],
+        run_turn: Callable[[int], Awaitable[object]],
         *,
         collect_window: Callable[[int], float] | float = 2.0,
         max_waiting: int = 20,

@@ -180,6 +180,16 @@ class TurnResult:
 
 
 @dataclass(frozen=True)
+class RetryResult:
+    """What `retry` did: wrote the turn again (`rewritten`) or wrote one whose attempt had
+    failed or was cut off. `turn` is None when this attempt failed too; the channel was told."""
+
+    turn_number: int
+    rewritten: bool
+    turn: TurnResult | None
+
+
+@dataclass(frozen=True)
 class EventView:
     kind: str
     summary: str

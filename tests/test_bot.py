@@ -152,7 +152,8 @@ async def test_moderators_and_everyone_else(
         done = await w.command(w.mod, "gm", {"name": "door_open", "value": "true"}, "flag set")
         assert "flag door_open" in w.reply_text(done)
         listed = await w.command(w.mod, "gm", {}, "flag list")
-        assert "door\\_open = true (set by a moderator before the first turn)" in w.reply_text(listed)
+        shown = "door\\_open = true (set by a moderator before the first turn)"
+        assert shown in w.reply_text(listed)
         attempts: list[tuple[str, dict[str, Any]]] = [
             ("flag set", {"name": "x", "value": "1"}),
             ("flag unset", {"name": "door_open"}),

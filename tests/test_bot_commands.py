@@ -49,6 +49,9 @@ async def test_failed_turn_says_so_with_a_retry_button_that_works(
         await start_story(w)
         await discord_double.user_sends(w.alice, w.channel, "I knock twice.")
         notice = await w.seen(lambda m: m.is_bot and "could not continue" in m.content)
+        assert notice.message.content.endswith(
+            "Your messages are kept. Press Retry or use /retry to try again."
+        )
         [row] = notice.message.components
         [button] = row["components"]
         assert button["label"] == "Retry"
@@ -189,6 +192,7 @@ async def test_undo_and_retry_take_the_old_posts_away(
         retried = await w.command(w.bob, "retry")
         await asyncio.wait_for(retried.wait_response(), WAIT)
         await w.seen(lambda m: m.content == "Second try.")
+        assert "Turn 1 written again." in w.reply_text(retried)
         await w.seen(lambda m: "~ trust" in m.content)
         assert [t for t in from_mira() if "try" in t] == ["Second try."]
         assert change_lines() == 1

@@ -236,9 +236,15 @@ class Play(commands.Cog):
     async def retry(self, interaction: discord.Interaction) -> None:
         """Write the last turn again."""
         channel_id = self._channel_id(interaction)
-        retried = self.bot.engine.retry(channel_id, interaction.user.id)
-        await in_time(interaction, retried, ephemeral=True)
-        await answer(interaction, "Written again.", ephemeral=True)
+        retried = await in_time(
+            interaction, self.bot.engine.retry(channel_id, interaction.user.id), ephemeral=True
+        )
+        if retried.turn is None:
+            text = f"Turn {retried.turn_number} could not be written; the channel was told why."
+        else:
+            done = "written again" if retried.rewritten else "written"
+            text = f"Turn {retried.turn_number} {done}."
+        await answer(interaction, text, ephemeral=True)
 
     @app_commands.command()
     async def undo(self, interaction: discord.Interaction) -> None:

@@ -72,21 +72,24 @@ class TurnInput:
 
 
 class TurnPipeline(EngineCore):
-    async def _run_turn_safely(self, channel_id: int) -> None:
+    async def _run_turn_safely(self, channel_id: int) -> TurnResult | None:
+        """The channel's turn, or None when there was nothing to answer or it failed (the
+        channel was told why)."""
         try:
-            await self._run_turn(channel_id)
+            return await self._run_turn(channel_id)
         except Exception:
             # The worker must survive anything; the input stays waiting for a retry.
             log.exception("turn in channel %s failed unexpectedly", channel_id)
             await self.sink.notice(
                 channel_id, "Something went wrong while writing this turn.", retryable=True
             )
+            return None
 
-    async def _run_turn(self, channel_id: int) -> None:
+    async def _run_turn(self, channel_id: int) -> TurnResult | None:
         started = time.perf_counter()
         read = await self._read_turn(channel_id)
         if read is None:
-            return
+            return None
         turn_input, state, version, parts = read
         context = build_scene_context(parts, self.options.context_tokens)
         if context.dropped:
@@ -115,7 +118,7 @@ class TurnPipeline(EngineCore):
             log.info("turn %s in channel %s stopped: %s", turn_input.number, channel_id, reason)
             if reason:
                 await self.sink.notice(channel_id, reason)
-            return
+            return None
         finally:
             if self.generating.get(channel_id) is generation:
                 del self.generating[channel_id]
@@ -124,11 +127,10 @@ class TurnPipeline(EngineCore):
             await self._fail(turn_input, str(outcome))
             await self.sink.notice(
                 channel_id,
-                f"The story could not continue: {outcome} Your messages are kept; "
-                "use retry to try again.",
-                retryable=True,
+                f"The story could not continue: {outcome} Your messages are kept.",
+                retryable=True,  # the front end says how to retry
             )
-            return
+            return None
         plan = outcome
         applying = time.perf_counter()
         result = await self._apply(
@@ -146,6 +148,7 @@ class TurnPipeline(EngineCore):
             title = state.story.story.title
             pid, model = turn_input.playthrough_id, turn_input.model
             self.chapters.after_turn(channel_id, pid, result.turn_number, title, model)
+        return result
 
     async def _generate(
         self,

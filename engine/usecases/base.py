@@ -16,6 +16,7 @@ from engine.db import models as m
 from engine.dispatcher import ChannelDispatcher
 from engine.errors import NoPlaythrough, NotFound, StoryPaused
 from engine.llm import LLMGateway
+from engine.results import TurnResult
 from engine.sink import OutputSink
 from engine.state.editor import StateEditor
 from engine.state.loading import load_snapshot
@@ -98,7 +99,7 @@ class EngineCore:
             max_waiting=self.options.max_waiting_inputs,
         )
 
-    async def _run_turn_safely(self, channel_id: int) -> None:
+    async def _run_turn_safely(self, channel_id: int) -> TurnResult | None:
         raise NotImplementedError  # provided by TurnUseCases
 
     def stop_generating(self, channel_id: int, notice: str | None) -> bool:

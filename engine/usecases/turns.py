@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
 from engine.errors import InvalidInput
-from engine.results import ChangeView
+from engine.results import ChangeView, RetryResult
 from engine.turns.pipeline import TurnPipeline
 
 
@@ -33,15 +33,15 @@ class TurnUseCases(TurnPipeline):
         self.states.invalidate(pt.id)  # reverted rows, not changes the snapshot could follow
         return number
 
-    async def retry(self, channel_id: int, user_id: int | None = None) -> None:
+    async def retry(self, channel_id: int, user_id: int | None = None) -> RetryResult:
         """Write the last turn again: a failed turn, or one still being written, is run again
         with the same input; a finished one is reverted and regenerated."""
         self.dispatcher.check_capacity(channel_id)
         # A turn still being written is stopped: the retry below writes it afresh.
         self.stop_generating(channel_id, None)
-        await self.dispatcher.run_job(channel_id, lambda: self._retry(channel_id, user_id))
+        return await self.dispatcher.run_job(channel_id, lambda: self._retry(channel_id, user_id))
 
-    async def _retry(self, channel_id: int, user_id: int | None) -> None:
+    async def _retry(self, channel_id: int, user_id: int | None) -> RetryResult:
         async with self.db.write() as session:
             pt = await self._playthrough(session, channel_id, running=True)
             pending = await session.scalar(
@@ -51,6 +51,8 @@ class TurnUseCases(TurnPipeline):
                     m.Message.kind == "player",
                 )
             )
+            rewritten = pending is None
+            number = pt.turn_count if rewritten else pt.turn_count + 1
             if pending is None:
                 turn = await self._last_done_turn(session, pt.id, "write again")
                 await self._revert(session, pt, turn)
@@ -78,7 +80,7 @@ class TurnUseCases(TurnPipeline):
                 )
         self.states.invalidate(pt.id)
         # Already inside the channel's queue: run the turn now, without a collect window.
-        await self._run_turn(channel_id)
+        return RetryResult(number, rewritten, await self._run_turn_safely(channel_id))
 
     async def _last_done_turn(
         self, session: AsyncSession, playthrough_id: int, action: str = "take back"
@@ -89,7 +91,7 @@ class TurnUseCases(TurnPipeline):
             .order_by(m.Turn.number.desc())
         )
         if turn is None:
-            raise InvalidInput(f"There is no turn to {action} yet.")
+            raise InvalidInput(f"There is no turn to {action}.")
         return turn
 
     async def _revert(
