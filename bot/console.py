@@ -32,7 +32,7 @@ import unicodedata
 from pathlib import Path
 from typing import TextIO
 
-from bot.cogs.play import OUT_OF_CHARACTER
+from bot.chat import OUT_OF_CHARACTER
 from engine.bootstrap import build_engine, close_engine, load_stories
 from engine.errors import EngineError, InvalidInput
 from engine.facade import Engine
@@ -40,15 +40,15 @@ from engine.results import TurnResult
 from engine.settings import Settings
 from engine.sink import NullSink
 from engine.stories import StoryCatalog, load_story
+from engine.text import has_visible_text
 from engine.turns.script import NARRATOR
 
 CONSOLE_GUILD_ID = 1
 CONSOLE_CHANNEL_ID = 1
-# A single word before a colon names the player (letters of any script); a longer name is
-# refused with the rule rather than read as text of someone else.
-PLAYER_NAME = r"[^\W\d_][\w-]*"
-# `https://...` is a URL, not player https.
-PLAYER_LINE = re.compile(rf"^({PLAYER_NAME})\s*:(?!//)\s*(.*)$")
+# A single word before a colon names the player (letters of any script, with their combining
+# marks: `is_player_name`); a longer name is refused with the rule rather than read as text
+# of someone else. `https://...` is a URL, not player https.
+PLAYER_LINE = re.compile(r"^([^\W\d_][^\s:]*)\s*:(?!//)\s*(.*)$")
 MAX_PLAYER_NAME = 32
 JOIN_HINT = "/join NAME [CHARACTER] or /join NAME as CHARACTER: description"
 JOIN_USAGE = (
@@ -69,8 +69,16 @@ def user_id_for(name: str) -> int:
     return int.from_bytes(hashlib.sha256(nfc(name).casefold().encode()).digest()[:6], "big")
 
 
+def is_player_name(word: str) -> bool:
+    """A letter, then letters, digits, `-`, `_` or combining marks (`सीता` has vowel signs,
+    which are not letters; regular expressions have no class for them)."""
+    return word[:1].isalpha() and all(
+        c.isalnum() or c in "-_" or unicodedata.category(c).startswith("M") for c in word
+    )
+
+
 def name_problem(name: str) -> str | None:
-    if re.fullmatch(PLAYER_NAME, name) and len(name) <= MAX_PLAYER_NAME:
+    if is_player_name(name) and len(name) <= MAX_PLAYER_NAME:
         return None
     return (
         f"{name[:40]!r} is not a player name: 1 to {MAX_PLAYER_NAME} letters, digits, - or _, "
@@ -236,7 +244,7 @@ class Console:
         if line.startswith("/"):
             return await self.command(line[1:].strip())
         match = PLAYER_LINE.match(line)
-        if match:
+        if match and is_player_name(match.group(1)):
             name, text = match.group(1), match.group(2)
         elif self.last_player is not None:
             name, text = self.last_player, line
@@ -246,7 +254,7 @@ class Console:
         if OUT_OF_CHARACTER.match(text):  # `alice: ((brb))`, as a Discord message `((brb))`
             self.sink.say(OUT_OF_CHARACTER_NOTICE)
             return True
-        if not any(c.isprintable() and not c.isspace() for c in text):
+        if not has_visible_text(text):
             # The engine refuses it too, but only after the join would have taken a character.
             self.sink.say("! There is nothing to say: the message is empty.")
             return True

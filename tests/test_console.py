@@ -199,10 +199,12 @@ async def test_player_names_ignore_case(tmp_path: Path, llm_server: LLMDouble) -
 
 async def test_unicode_and_overlong_player_names(tmp_path: Path, llm_server: LLMDouble) -> None:
     long = "a" * 33
-    script = f"Émile: bonjour\nI whisper: hush\nZoë: salut\n{long}: hello\n\n"
+    # सीता has vowel signs, combining marks that are not letters.
+    script = f"Émile: bonjour\nI whisper: hush\nZoë: salut\nसीता: नमस्ते\n{long}: hello\n\n"
     lines = await play_lines(tmp_path, llm_server, script)
     assert "! Émile plays Ash" in lines
     assert "! Zoë plays Rowan" in lines
+    assert [line for line in lines if line.startswith("! सीता plays")]
     assert (
         f"! {long!r} is not a player name: 1 to 32 letters, digits, - or _, starting with a "
         "letter. The line was not sent."
@@ -210,6 +212,7 @@ async def test_unicode_and_overlong_player_names(tmp_path: Path, llm_server: LLM
     (scene,) = llm_server.calls("scene")
     assert "Ash: bonjour" in scene.prompt
     assert "Ash: I whisper: hush" in scene.prompt  # a sentence with a colon is text
+    assert "सीता: नमस्ते" in scene.prompt
     assert "hello" not in scene.prompt  # refused, not taken as Zoë's text
 
 
@@ -343,7 +346,7 @@ async def test_narrator_and_new_players_once_suggested_characters_are_taken(
 
 
 async def test_empty_input_joins_nobody(tmp_path: Path, llm_server: LLMDouble) -> None:
-    lines = await play_lines(tmp_path, llm_server, "dave:   \u200b\nerin: I wave.\n\n")
+    lines = await play_lines(tmp_path, llm_server, "dave:   \u200b\u3164\nerin: I wave.\n\n")
     assert "! There is nothing to say: the message is empty." in lines
     assert not [line for line in lines if line.startswith("! dave plays")]
     assert "! erin plays Ash" in lines  # dave took no suggested character

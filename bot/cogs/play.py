@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from typing import TYPE_CHECKING
 
 import discord
@@ -13,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.answers import answer, in_time
+from bot.chat import OUT_OF_CHARACTER
 from bot.permissions import require_moderator
 from bot.render import scene_embed
 from engine.dispatcher import QueueFull
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 QUIET = discord.AllowedMentions.none()
-OUT_OF_CHARACTER = re.compile(r"^\s*(\(\(|//|\[\[|ooc:)", re.IGNORECASE)
 ACK = "🪶"
 
 
