@@ -15,7 +15,7 @@ from sqlalchemy import Insert, TextClause, bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from engine.db import Database
-from engine.db.checkpoint import BACKSTOP_PAGES
+from engine.db.checkpoint import BACKSTOP_PAGES, LOG_SIZE_LIMIT
 from engine.db.migrate import alembic_config, upgrade_to_head
 from engine.db.models import GuildConfig, Playthrough, Story
 from tests.engine_support import eventually
@@ -144,6 +144,23 @@ async def test_under_steady_writes_the_log_starts_over(db: Database, tmp_path: P
     # Without the second pass it grows by about two pages a write, checkpoints or not.
     grown = largest - start
     assert grown < writes, f"the log grew by {grown} pages over {writes} writes"
+
+
+async def test_a_burst_of_writes_gives_its_disk_space_back(db: Database, tmp_path: Path) -> None:
+    checkpoints = db.checkpoints
+    assert checkpoints is not None
+    checkpoints.delay = 0.05
+    wal = tmp_path / "dw.db-wal"
+    async with db.write() as session:  # 12 MiB in one transaction
+        await session.execute(text("CREATE TABLE burst (data BLOB)"))
+        for _ in range(12):
+            await session.execute(text("INSERT INTO burst VALUES (randomblob(1048576))"))
+    assert wal.stat().st_size > LOG_SIZE_LIMIT
+    done = checkpoints.checkpoints
+    await eventually(lambda: checkpoints.checkpoints > done)
+    async with db.writing() as runner:  # the log starts over here, and is cut back
+        await runner.run(_add_guild, guild=7)
+    assert wal.stat().st_size <= LOG_SIZE_LIMIT
 
 
 def _add_guild() -> Insert:

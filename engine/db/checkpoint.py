@@ -33,6 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 log = logging.getLogger(__name__)
 
 BACKSTOP_PAGES = 16_000  # 64 MiB of log at SQLite's default 4 KiB pages
+# A log file keeps the size it once reached (a burst of writes, a long import); past this
+# it is cut back when it starts over, so the disk gets the space back.
+LOG_SIZE_LIMIT = 8 * 1024 * 1024
 DELAY_SECONDS = 1.0  # writes coming in a burst share one checkpoint
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from engine.db.checkpoint import BACKSTOP_PAGES, WalCheckpointer
+from engine.db.checkpoint import BACKSTOP_PAGES, LOG_SIZE_LIMIT, WalCheckpointer
 from engine.db.statements import DriverRunner, PreparedCache, Runner, SessionRunner
 
 _READ_ONLY = "dreamwalkers_read_only"
@@ -64,6 +64,7 @@ def _install_sqlite_rules(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         # Checkpoints are the background task's (engine/db/checkpoint.py); this is its backstop.
         cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={LOG_SIZE_LIMIT}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
