@@ -307,6 +307,31 @@ async def test_llm_failures_notify_keep_input_and_retry_works(
         assert (await engine.recap(CHANNEL)).turn_count == 1
 
 
+async def test_undo_after_a_failed_turn_takes_back_that_turn(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply("scene", "Narrator: One.", "Narrator: One again.")
+    async with running_engine(tmp_path, llm_server.base_url, catalog, max_retries=0) as (
+        engine,
+        sink,
+    ):
+        await begin(engine, (ASH_USER, "ash"))
+        await turn(engine, ASH_USER, "First.")
+        llm_server.fail("scene", "500")
+        await turn(engine, ASH_USER, "Second.")
+        assert len(sink.notices) == 1
+        # The failed turn 2 is what is taken back, with its input; turn 1 stays.
+        assert await engine.undo(CHANNEL) == 2
+        recap = await engine.recap(CHANNEL)
+        assert [p.text for p in recap.recent][-2:] == ["First.", "One."]
+        # Nothing waits now: a retry writes turn 1 again, without "Second.".
+        retried = await engine.retry(CHANNEL)
+        assert (retried.turn_number, retried.rewritten) == (1, True)
+        assert "Second." not in llm_server.calls("scene")[-1].prompt
+        recent = [p.text for p in (await engine.recap(CHANNEL)).recent]
+        assert recent[-2:] == ["First.", "One again."]
+
+
 async def test_lines_for_a_player_character_are_never_posted(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:

@@ -17,12 +17,19 @@ from engine.turns.pipeline import TurnPipeline
 class TurnUseCases(TurnPipeline):
     async def undo(self, channel_id: int, user_id: int | None = None) -> int:
         """Take back the last turn: every change it made is reverted and its posts leave the
-        transcript. Returns the number of the turn undone."""
+        transcript. Returns the number of the turn undone. When the last turn failed, it is
+        that turn which is taken back: its input, which waited for a retry, is set aside."""
         return await self.dispatcher.run_job(channel_id, lambda: self._undo(channel_id, user_id))
 
     async def _undo(self, channel_id: int, user_id: int | None) -> int:
         async with self.db.write() as session:
             pt = await self._playthrough(session, channel_id)
+            if await self._set_aside_failed_input(session, pt):
+                number = pt.turn_count + 1
+                self._log_event(
+                    session, pt, "edit", f"failed turn {number} undone", {"user_id": user_id}
+                )
+                return number
             turn = await self._last_done_turn(session, pt.id)
             number = pt.turn_count
             await self._revert(session, pt, turn)
@@ -93,6 +100,24 @@ class TurnUseCases(TurnPipeline):
         if turn is None:
             raise InvalidInput(f"There is no turn to {action}.")
         return turn
+
+    async def _set_aside_failed_input(self, session: AsyncSession, pt: m.Playthrough) -> bool:
+        """If the latest attempt at a turn failed, its input (what waited since before the
+        failure) goes with that attempt, out of the transcript; False if there was none."""
+        latest = await session.scalar(
+            select(m.Turn).where(m.Turn.playthrough_id == pt.id).order_by(m.Turn.id.desc())
+        )
+        if latest is None or latest.status != "failed":
+            return False
+        waiting = (
+            m.Message.playthrough_id == pt.id,
+            m.Message.turn_id.is_(None),
+            m.Message.kind == "player",
+            m.Message.created_at <= latest.created_at,  # not what was written since
+        )
+        taken = await session.execute(update(m.Message).where(*waiting).values(turn_id=latest.id))
+        latest.status = "undone"
+        return bool(getattr(taken, "rowcount", 0))
 
     async def _revert(
         self, session: AsyncSession, pt: m.Playthrough, turn: m.Turn
