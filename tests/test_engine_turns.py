@@ -209,7 +209,10 @@ async def test_undo_restores_every_value_exactly(
         "director",
         director(summary="Ash arrived."),
         director(
-            relationships=[{"source": "mira", "target": "ash", "trust": 0.1, "affection": -0.1}],
+            relationships=[
+                {"source": "mira", "target": "ash", "trust": 0.1, "affection": -0.1},
+                {"source": "vesna", "target": "ash", "familiarity": 0.2},  # they meet here
+            ],
             flags=[{"name": "door_open", "value": True}, {"name": "storm_worse", "value": 2}],
             learned=[{"character": "vesna", "fact": "Ash carries a royal seal."}],
             presence=[{"character": "bram", "present": True}],

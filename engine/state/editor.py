@@ -8,7 +8,8 @@ Kinds and targets (flags and arc/episode progress are stored with who and when, 
 restores them exactly; callers and ChangeViews see just the value or status):
 - `flag` / flag name / any JSON value, None = unset
 - `trust`, `affection`, `familiarity` / "source->target" (character keys) / float
-- `relationship` / "source->target" / relationship kind (text), None = no relationship row
+- `relationship` / "source->target" / relationship kind (text), None = no relationship row;
+  a trust/affection/familiarity change of a pair with no row records its creation first
 - `mood`, `intent` / character key / text
 - `present` / character key / bool
 - `location` / character key / location key or None
@@ -160,6 +161,9 @@ class StateEditor:
         if _same(shown, value):
             return None
         actor = actor or self.actor
+        if kind in RELATIONSHIP_FIELDS and await self._relationship(target) is None:
+            # The pair meets here: its row is a change of its own, so undo removes it again.
+            await self._set("relationship", target, None, "acquaintance", reason, actor)
         after = self._stored(kind, value, before, actor)
         await self._write(kind, target, after)
         return await self._record(kind, target, before, after, shown, value, reason, actor)
