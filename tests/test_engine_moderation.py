@@ -84,6 +84,23 @@ async def test_a_character_name_belongs_to_one_character(
         assert names.count("Tilde") == 1
 
 
+async def test_an_arc_that_completes_early_skips_its_open_episodes(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    story = TEST_STORY.replace(
+        'title = "Escape the Storm"\n', 'title = "Escape the Storm"\ncompletes_when = "flag.calm"\n'
+    ).replace("door_open = false\n", "door_open = false\ncalm = false\n")
+    assert story != TEST_STORY
+    async with running_engine(tmp_path, llm_server.base_url, catalog_of(story)) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.set_flag(CHANNEL, MOD, "calm", True)
+        [escape] = [a for a in await engine.arcs(CHANNEL) if a.key == "escape"]
+        assert escape.status == "completed"
+        assert [e.status for e in escape.episodes] == ["skipped", "skipped"]
+        flags = {f.name for f in await engine.flags(CHANNEL)}
+        assert "cellar_reached" not in flags  # the skipped episode's flags are not set
+
+
 async def test_moderator_actions_are_changes_with_the_moderator_in_the_log(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:

@@ -6,7 +6,8 @@ Rules, in story order:
   a condition, when the episode before it is completed (the first one: at once);
 - an active episode is completed when its `completes_when` holds; its `sets_flags` are set;
 - an active arc is completed when its `completes_when` holds, or, without one, when all its
-  episodes are completed.
+  episodes are completed. Episodes it leaves unfinished stay as they are, never complete,
+  and are no goal of the narrator's; views show them as "skipped".
 Transitions can enable further transitions (a flag set by one episode opens the next), so
 rounds repeat until nothing changes, at most `MAX_ROUNDS` times.
 """

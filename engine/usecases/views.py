@@ -16,7 +16,7 @@ from engine.results import (
     RelationshipView,
     SceneView,
 )
-from engine.state.snapshot import CharacterState, Snapshot
+from engine.state.snapshot import ArcProgress, CharacterState, Snapshot
 from engine.turns import chapters
 from engine.usecases.base import EngineCore, find_key
 
@@ -103,14 +103,13 @@ class ViewUseCases(EngineCore):
         views = []
         for arc in state.story.arcs:
             progress = state.arcs.get(arc.key)
-            episodes = progress.episodes if progress else {}
             views.append(
                 ArcView(
                     arc.key,
                     arc.title,
                     progress.status if progress else "locked",
                     tuple(
-                        EpisodeView(e.key, e.title, e.goal, episodes.get(e.key, "locked"))
+                        EpisodeView(e.key, e.title, e.goal, _episode_status(progress, e.key))
                         for e in arc.episodes
                     ),
                 )
@@ -162,3 +161,12 @@ class ViewUseCases(EngineCore):
                 .limit(limit)
             )
             return [EventView(e.kind, e.summary, number) for e, number in rows]
+
+
+def _episode_status(progress: ArcProgress | None, episode: str) -> str:
+    """An episode's status; "skipped" for one left unfinished when its arc completed (its
+    goal is no longer the narrator's, and it will not complete)."""
+    status = progress.episodes.get(episode, "locked") if progress else "locked"
+    if progress is not None and progress.status == "completed" and status != "completed":
+        return "skipped"
+    return status
