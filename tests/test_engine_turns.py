@@ -122,6 +122,14 @@ async def test_absent_character_does_not_learn(
         bram_part = prompt.split("What Bram alone knows")[1].split("\n\n")[0]
         assert "Something moves in the floodwater." in bram_part
         assert "sealed letter" not in bram_part
+        # The transcript still holds turn 1 (the narrator's record): its turns are numbered
+        # as what each character saw is, and the rules say it is not shared memory.
+        transcript = prompt.split("RECENT TRANSCRIPT:")[1]
+        assert transcript.index("[the opening]\nNarrator: Rain hammers") < transcript.index(
+            "[turn 1]\nAsh: I show Mira the letter."
+        )
+        assert "(turn 1) Ash showed Mira the sealed letter." in mira_part
+        assert "a character knows of a turn only if they saw it" in prompt
         async with engine.db.read() as session:
             facts = (
                 await session.execute(

@@ -5,8 +5,9 @@ present (with personality, speech, mood and intent), what each present character
 knows, relationships among those present, player characters, flags, active arc and episode
 goals, lore entries triggered by recent words, summaries of older turns recalled because
 they may matter now (engine.turns.memory), summaries of earlier events, the recent
-transcript, and this turn's player input. The story so far (chapter summaries of older
-turns, engine.turns.chapters) comes right after the story's setting.
+transcript (each turn's lines under its number, as what each character saw is numbered, so
+the model can tell who was there), and this turn's player input. The story so far (chapter
+summaries of older turns, engine.turns.chapters) comes right after the story's setting.
 
 When the whole does not fit the budget, parts are dropped in this order, each step logged
 in the turn's event: the oldest transcript lines (down to the last four), recalled
@@ -86,7 +87,9 @@ Rules:
 - Never write words, thoughts, feelings or actions for the player characters ({players}); \
 they are played by people. Describe the world's response and stop where a player would act.
 - Characters know only what the "knows" lists and the events they witnessed tell them; they \
-never act on what another character privately knows.
+never act on what another character privately knows. The transcript, the story so far and the \
+recalled events are your record as narrator, not what everyone knows: a character knows of a \
+turn only if they saw it (listed under what they saw) or were told.
 - Stay in the story's tone. Keep the reply under {words} words. No notes outside the script."""
 
 
@@ -200,12 +203,18 @@ class _Sections:
         keys = {c.key: c.name for c in present}
         for key, name in keys.items():
             facts = [f for f in self.parts.knowledge if f.character_key == key]
-            private = [f.fact for f in facts if f.source != "witnessed"]
+            private = [f.fact for f in facts if f.source == "story"]
+            learned = [f"(turn {f.turn}) {f.fact}" for f in facts if f.source == "told"]
             seen = [f"(turn {f.turn}) {f.fact}" for f in facts if f.source == "witnessed"]
             seen = seen[-self.witnessed :] if self.witnessed else []
-            if private or seen:
-                lines = [f"What {name} alone knows (no one else does):"]
-                lines += [f"- {fact}" for fact in private]
+            if private or learned or seen:
+                lines = []
+                if private:
+                    lines.append(f"What {name} alone knows (no one else does):")
+                    lines += [f"- {fact}" for fact in private]
+                if learned:  # in a scene: others there may know it too
+                    lines.append(f"What {name} learned:")
+                    lines += [f"- {fact}" for fact in learned]
                 if seen:
                     lines.append(f"What {name} saw:")
                     lines += [f"- {fact}" for fact in seen]
@@ -249,7 +258,14 @@ class _Sections:
         return out
 
     def user(self) -> str:
-        recent = "\n".join(line.render() for line in self.transcript)
+        lines: list[str] = []
+        turn: int | bool | None = False  # (no line yet)
+        for line in self.transcript:  # each turn under its number, as "what X saw" names it
+            if line.turn != turn:
+                turn = line.turn
+                lines.append("[the opening]" if turn is None else f"[turn {turn}]")
+            lines.append(line.render())
+        recent = "\n".join(lines)
         inputs = "\n".join(line.render() for line in self.parts.inputs)
         parts = []
         if recent:

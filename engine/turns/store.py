@@ -63,7 +63,7 @@ def _recent_messages() -> Any:
     # An integer: a Boolean column would be converted row by row.
     waits = type_coerce(m.Message.turn_id.is_(None) & (m.Message.kind == "player"), Integer)
     return (
-        select(m.Message.id, m.Message.speaker_name, m.Message.content, waits)
+        select(m.Message.id, m.Message.speaker_name, m.Message.content, waits, m.Turn.number)
         .outerjoin(m.Turn, m.Turn.id == m.Message.turn_id)
         .where(
             m.Message.playthrough_id == bindparam("pid"),
@@ -213,11 +213,11 @@ async def read_turn(
     results = await runner.finish(calls)
     transcript: list[Line] = []
     waiting: list[tuple[int, Line]] = []
-    for message_id, speaker, text, is_waiting in reversed(results[0]):
+    for message_id, speaker, text, is_waiting, turn in reversed(results[0]):
         if is_waiting:
             waiting.append((message_id, Line(speaker, text)))
         else:
-            transcript.append(Line(speaker, text))
+            transcript.append(Line(speaker, text, turn))
     model = results[4][0][0] if guild_model and results[4] else None
     live = results[ours - 1] if recheck is not None else []
     return TurnReading(
