@@ -11,3 +11,13 @@ def has_visible_text(text: str) -> bool:
     """True if `text` shows at least one character: not only spaces, zero-width characters
     or letters that render blank."""
     return any(c.isprintable() and not c.isspace() and c not in _BLANK_LETTERS for c in text)
+
+
+# C0 controls but tab and newline, DEL and C1: a terminal runs some of them (`\x1b[2J` clears
+# the screen), and no chat text needs them.
+_CONTROLS = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)])
+
+
+def without_controls(text: str) -> str:
+    """`text` without control characters, tab and newline kept."""
+    return text.translate(_CONTROLS)

@@ -43,6 +43,8 @@ async def test_refusals_after_accepted_input_name_the_reason_and_store_nothing(
         for blank in (" \n ", "\u200b\u200d", "\u3164", "\u2800 \u2800", "\uffa0"):
             with pytest.raises(InvalidInput, match="nothing to say"):
                 await engine.submit_input(CHANNEL, ASH, blank)
+        # Control characters are not stored (a terminal would run `\x1b[2J`: clear the screen).
+        await engine.submit_input(CHANNEL, ASH, "I ring\x07 the bell\x1b[2J.", queue=False)
         with pytest.raises(NotPlaying, match="/join"):
             await engine.submit_input(CHANNEL, ROWAN, "I am not in this story.")
         await engine.pause(CHANNEL, MOD)
@@ -55,7 +57,7 @@ async def test_refusals_after_accepted_input_name_the_reason_and_store_nothing(
         await engine.end(CHANNEL, MOD)
         with pytest.raises(NoPlaythrough):
             await engine.submit_input(CHANNEL, ASH, "Hello?")
-        assert await _inputs(engine) == [("Ash", "I knock.")]
+        assert await _inputs(engine) == [("Ash", "I knock."), ("Ash", "I ring the bell[2J.")]
 
 
 async def test_the_same_discord_message_is_stored_once_as_its_character(

@@ -181,6 +181,14 @@ def test_thinking_tags_and_stray_closing_tags_are_not_posted() -> None:
     assert posts == [ScriptPost(MIRA, "Hello. Sit."), ScriptPost(NARRATOR, "Unlabelled rain.")]
 
 
+def test_control_characters_are_never_posted() -> None:
+    posts, _ = parse("\x07Mira: Run\x1b[2J now.\x00\r\nNarrator: The bell\x9b rings.\tTwice.")
+    assert posts == [
+        ScriptPost(MIRA, "Run[2J now."),
+        ScriptPost(NARRATOR, "The bell rings.\tTwice."),
+    ]
+
+
 def test_narration_without_labels_is_kept_whole() -> None:
     parser, events = stream("The rain stops.\n\nA bell rings.", [5, 17])
     assert parser.posts == [ScriptPost(NARRATOR, "The rain stops.\n\nA bell rings.")]

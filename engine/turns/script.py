@@ -32,7 +32,8 @@ events while the text arrives: `PostStarted` when a post has its first visible t
   current post.
 - Consecutive labels of the same speaker are merged into one post, separated by a paragraph
   break. (A dropped player line in between ends the post, so the next label starts a new one.)
-- Inside a post, trailing whitespace of each line is removed, runs of blank lines become one
+- Control characters (but tab) are removed: a terminal would run them. Inside a post,
+  trailing whitespace of each line is removed, runs of blank lines become one
   paragraph break ("\\n\\n"), and leading and trailing blank lines are not kept. A post is only
   started once it has visible text, so there are no empty posts.
 
@@ -49,6 +50,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from engine.text import without_controls
 
 NARRATOR = "Narrator"  # the narrator's label and name
 _MARKUP = r"(?:\*{1,3}|_{1,3})"
@@ -207,6 +210,7 @@ class ScriptParser:
         return match is not None and match.group("name").lower() in self._labels
 
     def _line(self, raw: str, events: list[ScriptEvent]) -> None:
+        raw = without_controls(raw)
         if self._held is None:
             self._parse(raw, events)
             return

@@ -16,7 +16,7 @@ from engine.db.statements import first, scalar
 from engine.errors import InvalidInput, NoPlaythrough, NotFound, NotPlaying, StoryPaused
 from engine.results import InputReceipt, PlayerInfo
 from engine.state.setup import relationship_rows
-from engine.text import has_visible_text
+from engine.text import has_visible_text, without_controls
 from engine.turns.script import NARRATOR
 from engine.usecases.base import EngineCore, find_key
 
@@ -102,8 +102,8 @@ class PlayerUseCases(EngineCore):
     ) -> PlayerInfo:
         """Join with a suggested character (key or name) or a new one of your own."""
         # NFC: "É" typed as E + combining accent is the same name as the one-letter "É".
-        name = unicodedata.normalize("NFC", character or display_name).strip()
-        description = description.strip()
+        name = without_controls(unicodedata.normalize("NFC", character or display_name)).strip()
+        description = without_controls(description).strip()
         if not has_visible_text(name) or len(name) > MAX_NAME_CHARS:
             raise InvalidInput(f"A character name needs 1 to {MAX_NAME_CHARS} characters.")
         if len(description) > MAX_DESCRIPTION_CHARS:
@@ -317,7 +317,7 @@ class PlayerUseCases(EngineCore):
 
         With `queue=False` the input only waits; `run_pending` later answers everything waiting
         at once (the terminal closes a turn on a blank line this way)."""
-        text = text.strip()
+        text = without_controls(text).strip()
         if not has_visible_text(text):
             raise InvalidInput("There is nothing to say: the message is empty.")
         limit = self.options.max_input_chars
