@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.llm_double import DEFAULT_SCENE, PURPOSE_HEADER, Fault, LLMDouble
+from tests.llm_double import DEFAULT_SCENE, DEFAULT_SUMMARY, PURPOSE_HEADER, Fault, LLMDouble
 from tests.llm_double.__main__ import parse_fault
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +95,21 @@ async def test_replies_queue_then_default_then_callable(llm_server: LLMDouble) -
     finally:
         await api.close()
     assert texts == ["first", "second", "echo: Hello there."]
+
+
+async def test_summary_calls_get_a_story_so_far_by_default(llm_server: LLMDouble) -> None:
+    """The chapter written every 16 turns reads as prose, not as a scene's labelled lines."""
+    api = client(llm_server)
+    try:
+        reply = await api.chat.completions.create(
+            model="m", messages=MESSAGES, extra_headers={PURPOSE_HEADER: "summary"}
+        )
+    finally:
+        await api.close()
+    text = reply.choices[0].message.content
+    assert text == DEFAULT_SUMMARY
+    assert "\n" not in text and not text.startswith("Narrator:")
+    assert ":" not in text  # no `Speaker:` label anywhere
 
 
 async def test_faults_are_per_purpose_and_counted(llm_server: LLMDouble) -> None:
@@ -193,9 +208,13 @@ async def test_runs_as_a_process_until_killed() -> None:
                 await api.chat.completions.create(
                     model="m", messages=MESSAGES, extra_headers={PURPOSE_HEADER: "scene"}
                 )
+            chapter = await api.chat.completions.create(  # no --summary: the default prose
+                model="m", messages=MESSAGES, extra_headers={PURPOSE_HEADER: "summary"}
+            )
         finally:
             await api.close()
         assert "".join(parts) == "Narrator: From the process."
+        assert chapter.choices[0].message.content == DEFAULT_SUMMARY
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 10) == 0

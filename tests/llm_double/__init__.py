@@ -27,11 +27,16 @@ Outside pytest (benchmarks, subprocess tests):
 
 or `python -m tests.llm_double --port 8765 --latency-ms 100`, which prints
 `listening on http://127.0.0.1:PORT/v1` and serves the default replies until killed.
+
+Default replies: a narrator line for "scene" (and calls of unknown purposes), a small JSON
+state change for "director", and a one-paragraph story so far, without speaker labels, for
+"summary" (the chapter written every 16 turns).
 """
 
 from tests.llm_double.server import (
     DEFAULT_DIRECTOR,
     DEFAULT_SCENE,
+    DEFAULT_SUMMARY,
     FAULT_KINDS,
     PURPOSE_HEADER,
     Fault,
@@ -42,6 +47,7 @@ from tests.llm_double.server import (
 __all__ = [
     "DEFAULT_DIRECTOR",
     "DEFAULT_SCENE",
+    "DEFAULT_SUMMARY",
     "FAULT_KINDS",
     "PURPOSE_HEADER",
     "Fault",

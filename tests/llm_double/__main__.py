@@ -1,7 +1,7 @@
 """Serve the LLM double until killed: `python -m tests.llm_double --port N --latency-ms M`.
 
 Prints `listening on <base_url>` once ready (so `--port 0` can be used and read back), then
-answers every call with the default replies (or `--scene` / `--director`). `--fault
+answers every call with the default replies (or `--scene` / `--director` / `--summary`). `--fault
 PURPOSE:KIND[:OPTION=VALUE...]` (repeatable) fails calls of a purpose (scene, director,
 summary), for instance `--fault scene:500:skip=1` (the second scene call gets HTTP 500) or
 `--fault director:malformed:times=2`; kinds and options are those of `server.Fault`.
@@ -46,6 +46,8 @@ async def serve(args: argparse.Namespace) -> None:
         server.set_default("default", args.scene)
     if args.director:
         server.set_default("director", args.director)
+    if args.summary:
+        server.set_default("summary", args.summary)
     for purpose, fault in args.fault:
         server.faults[purpose].append(fault)
     stop = asyncio.Event()
@@ -69,6 +71,7 @@ def main() -> None:
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
     parser.add_argument("--scene", help="the reply to every scene call")
     parser.add_argument("--director", help="the reply (JSON) to every director call")
+    parser.add_argument("--summary", help="the reply to every summary (chapter) call")
     parser.add_argument(
         "--fault",
         action="append",

@@ -17,6 +17,11 @@ PURPOSE_HEADER = "X-Dreamwalkers-Purpose"
 DEFAULT_PURPOSE = "default"  # the purpose of requests without the header
 DEFAULT_SCENE = "Narrator: The wind shifts, and the story waits for what you do next."
 DEFAULT_DIRECTOR = json.dumps({"summary": "The scene moved on a little.", "importance": 0.3})
+# The chapter ("story so far") every 16 turns: a paragraph of prose, no speaker labels.
+DEFAULT_SUMMARY = (
+    "The players pressed on through the scene, trading a few words and small deeds; nothing "
+    "decisive happened yet, and the story waits to see where they go next."
+)
 MALFORMED = '{"summary": "broken", "relationships": [{"source": '
 LONG_FILLER = "The rain keeps falling on the long road. " * 120  # 4,920 characters
 MENTIONS = " @everyone @here <@123456789012345678>"
@@ -97,7 +102,11 @@ class LLMDouble:
     requests: list[Recorded] = field(default_factory=list)
     replies: dict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
     defaults: dict[str, Reply] = field(
-        default_factory=lambda: {"scene": DEFAULT_SCENE, "director": DEFAULT_DIRECTOR}
+        default_factory=lambda: {
+            "scene": DEFAULT_SCENE,
+            "director": DEFAULT_DIRECTOR,
+            "summary": DEFAULT_SUMMARY,
+        }
     )
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     in_flight: int = 0
