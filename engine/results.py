@@ -199,7 +199,8 @@ class EventView:
 @dataclass(frozen=True)
 class Recap:
     turn_count: int
-    summaries: tuple[str, ...]  # of the latest turns, oldest first
+    # "(turn N) text" for each turn since the latest chapter, oldest first.
+    summaries: tuple[str, ...]
     recent: tuple[Post, ...]
     # The story so far: the latest chapters, oldest first, as "(turns 1-16) text".
     chapters: tuple[str, ...] = ()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import answers, discord_sink
+from bot import answers, discord_sink, render
+from engine.results import Post, Recap
 from tests.discord_double import DiscordDouble, Perm
 from tests.engine_support import eventually
 from tests.llm_double import LLMDouble
@@ -412,5 +413,16 @@ async def test_recap_tells_what_happened(
         await asyncio.wait_for(recap.wait_response(), WAIT)
         assert recap.original is not None
         assert "After 1 turn:" in recap.original.content
-        assert "• Ash knocked; Mira let him in." in recap.original.content
+        assert "• (turn 1) Ash knocked; Mira let him in." in recap.original.content
         assert "**Mira:** Come in, then." in recap.original.content
+
+
+def test_a_long_recap_keeps_the_newest_turns_and_the_last_posts() -> None:
+    summaries = tuple(f"(turn {n}) " + "Something long happened. " * 6 for n in range(17, 48))
+    recent = tuple(Post("Mira", f"Line {n}. " + "word " * 100) for n in range(10))
+    recap = Recap(47, summaries, recent, chapters=("(turns 1-16) The start.",))
+    text = render.recap_message(recap)
+    assert len(text) <= 2000
+    assert "(turns 1-16) The start." in text
+    assert "(turn 47)" in text and "(turn 17)" not in text  # the oldest summaries give way
+    assert all(f"**Mira:** Line {n}." in text for n in range(6, 10))  # the last four posts

@@ -52,7 +52,7 @@ async def test_summaries_of_earlier_turns_reach_the_prompt_and_the_recap(
         prompt = llm_server.calls("scene")[-1].prompt
         assert "EARLIER:\n- Event number 1.\n- Event number 2." in prompt
         recap = await engine.recap(CHANNEL)
-        assert "Event number 10." in recap.summaries
+        assert "(turn 10) Event number 10." in recap.summaries
 
 
 async def test_an_old_turn_that_matters_is_recalled(
@@ -177,6 +177,9 @@ async def test_a_chapter_of_the_story_so_far_is_written_and_shown(
         assert any(e.kind == "chapter" and "turns 1-16" in e.summary for e in log)
         recap = await engine.recap(CHANNEL)  # players see it too
         assert recap.chapters == (f"(turns 1-16) {CHAPTER}",)
+        # ...and every turn after the chapter, numbered: none falls between the two.
+        turns = [int(s.split(")")[0].removeprefix("(turn ")) for s in recap.summaries]
+        assert turns == list(range(17, recap.turn_count + 1))
         assert sink.notices == []
 
 

@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot.answers import answer, in_time
 from bot.chat import OUT_OF_CHARACTER
 from bot.permissions import require_moderator
-from bot.render import scene_embed
+from bot.render import recap_message, scene_embed
 from engine.dispatcher import QueueFull
 from engine.errors import EngineError
 
@@ -220,15 +220,8 @@ class Play(commands.Cog):
     async def recap(self, interaction: discord.Interaction) -> None:
         """What has happened so far."""
         recap = await self.bot.engine.recap(self._channel_id(interaction))
-        count = recap.turn_count
-        parts = [f"After {count} turn{'s' * (count != 1)}:"]
-        if recap.chapters:  # the latest two: a recap has 2,000 characters
-            parts += ["**The story so far**"] + [f"• {c}" for c in recap.chapters[-2:]]
-            parts.append("**Lately**")
-        parts += [f"• {s}" for s in recap.summaries]
-        parts += [f"**{p.speaker}:** {p.text}" for p in recap.recent[-4:]]
         await interaction.response.send_message(
-            "\n".join(parts)[:2000], ephemeral=True, allowed_mentions=QUIET
+            recap_message(recap), ephemeral=True, allowed_mentions=QUIET
         )
 
     @app_commands.command()

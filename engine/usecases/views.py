@@ -20,6 +20,10 @@ from engine.state.snapshot import ArcProgress, CharacterState, Snapshot
 from engine.turns import chapters
 from engine.usecases.base import EngineCore, find_key
 
+# Every turn since the last chapter: a chapter is written 16 turns after its end, so at most
+# two chapters' worth are not in one yet.
+MAX_RECAP_SUMMARIES = 2 * chapters.CHAPTER_TURNS
+
 
 def character_view(state: Snapshot, c: CharacterState) -> CharacterView:
     player = next((p.user_id for p in state.players.values() if p.character_key == c.key), None)
@@ -117,15 +121,23 @@ class ViewUseCases(EngineCore):
         return views
 
     async def recap(self, channel_id: int, limit: int = 10) -> Recap:
-        """The latest summaries and the last few posts of the transcript."""
+        """The story so far (the latest chapters), a summary of every turn since the last
+        chapter, and the last few posts of the transcript."""
         async with self.db.read() as session:
             pt = await self._playthrough(session, channel_id)
+            found = await session.execute(chapters.latest(), {"pid": pt.id})
+            story_so_far = chapters.chapters_of([tuple(row) for row in found])
+            since = story_so_far[-1].last_turn if story_so_far else 0
             summaries = (
-                await session.scalars(
-                    select(m.Memory.content)
-                    .where(m.Memory.playthrough_id == pt.id, m.Memory.kind == "summary")
+                await session.execute(
+                    select(m.Memory.turn_to, m.Memory.content)
+                    .where(
+                        m.Memory.playthrough_id == pt.id,
+                        m.Memory.kind == "summary",
+                        m.Memory.turn_to > since,
+                    )
                     .order_by(m.Memory.turn_to.desc())
-                    .limit(limit)
+                    .limit(MAX_RECAP_SUMMARIES)
                 )
             ).all()
             rows = (
@@ -141,11 +153,9 @@ class ViewUseCases(EngineCore):
                     .limit(limit)
                 )
             ).all()
-            found = await session.execute(chapters.latest(), {"pid": pt.id})
-            story_so_far = chapters.chapters_of([tuple(row) for row in found])
             return Recap(
                 turn_count=pt.turn_count,
-                summaries=tuple(reversed(summaries)),
+                summaries=tuple(f"(turn {turn}) {text}" for turn, text in reversed(summaries)),
                 recent=tuple(Post(r.speaker_name, r.content) for r in reversed(rows)),
                 chapters=tuple(c.label() for c in story_so_far),
             )
