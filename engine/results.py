@@ -87,6 +87,24 @@ class RelationshipView:
     affection: float
     familiarity: float
 
+    def describe(self, arrow: str = "->") -> str:
+        """`Mira -> Ash (friend): trust +0.40, affection +0.10, familiarity 0.35`."""
+        return (
+            f"{self.source_name} {arrow} {self.target_name} ({self.kind}): "
+            f"trust {number(self.trust, signed=True)}, "
+            f"affection {number(self.affection, signed=True)}, "
+            f"familiarity {number(self.familiarity)}"
+        )
+
+
+def number(value: float, *, signed: bool = False) -> str:
+    """Two decimals, or three when two would show a change or value as zero (+0.004, not
+    +0.00; and never -0.00)."""
+    value += 0.0  # -0.0 -> 0.0
+    places = 3 if value != 0 and round(value, 2) == 0 else 2
+    text = f"{value:+.{places}f}" if signed else f"{value:.{places}f}"
+    return text.replace("-0.000", "+0.000" if signed else "0.000")
+
 
 @dataclass(frozen=True)
 class FlagView:
@@ -145,7 +163,7 @@ class ChangeView:
             and isinstance(self.after, int | float)
         ):
             delta = float(self.after) - float(self.before)
-            text = f"{self.kind} {self.label or self.target} {delta:+.2f}"
+            text = f"{self.kind} {self.label or self.target} {number(delta, signed=True)}"
         else:
             text = (
                 f"{self.kind} {self.label or self.target}: "

@@ -205,11 +205,7 @@ class Play(commands.Cog):
     ) -> None:
         """How the characters feel about each other."""
         rows = await self.bot.engine.relationships(self._channel_id(interaction), character)
-        lines = [
-            f"{r.source_name} → {r.target_name} ({r.kind}): trust {r.trust:+.2f}, "
-            f"affection {r.affection:+.2f}, familiarity {r.familiarity:.2f}"
-            for r in rows
-        ]
+        lines = [r.describe("→") for r in rows]
         await interaction.response.send_message(
             "\n".join(lines)[:2000] or "No relationships yet.",
             ephemeral=True,
