@@ -15,10 +15,10 @@ Input, one line at a time:
 - `/look`, `/characters`, `/rel [name]`, `/flags`, `/arcs`, `/recap`, `/undo`, `/retry`,
   `/quit`.
 Output: one line per post, `Speaker: text`; an indented `~ ...` line per state change; notices
-start with `!`. Without a terminal on standard input there are no prompts, so scripts and
-tests can drive it. The playthrough lives in the database: running the same command again
-continues it, finishing a turn that was cut off (by a crash, or by Ctrl-C, which stops at once
-with exit code 130).
+start with `!`; control characters (terminal escape sequences too) are shown as U+FFFD. Without
+a terminal on standard input there are no prompts, so scripts and tests can drive it. The
+playthrough lives in the database: running the same command again continues it, finishing a
+turn that was cut off (by a crash, or by Ctrl-C, which stops at once with exit code 130).
 """
 
 from __future__ import annotations
@@ -90,6 +90,18 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# Control characters (C0 but newline and tab, DEL, C1 such as the one-byte CSI \x9b) would
+# ring the bell, move the cursor or clear the screen; everything printed is shown without them.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+CONTROL_SHOWN_AS = "\N{REPLACEMENT CHARACTER}"
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with each control character shown as U+FFFD (so an escape sequence is inert:
+    `\\x1b[2J` prints as `�[2J`)."""
+    return CONTROL.sub(CONTROL_SHOWN_AS, text)
+
+
 class ConsoleSink(NullSink):
     """Prints whole posts when the turn is stored (streamed text is not shown: a terminal
     line per post reads better than a line per streamed fragment)."""
@@ -99,7 +111,9 @@ class ConsoleSink(NullSink):
         self.writing: int | None = None  # the number of the turn being written, if any
 
     def say(self, line: str) -> None:
-        self.out.write(line + "\n")
+        """Every line the console prints goes through here: input, model output and error
+        messages are shown without control characters."""
+        self.out.write(terminal_safe(line) + "\n")
         self.out.flush()
 
     async def turn_started(self, channel_id: int, turn_number: int) -> None:

@@ -434,6 +434,24 @@ async def test_retry_after_a_failed_attempt_says_the_turn_is_written(
     assert lines[-2:] == ["Narrator: The door creaks.", "! Turn 1 written"]
 
 
+async def test_control_characters_never_reach_the_terminal(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    # From the model, the player, a story file (TOML escapes) and an unknown command's name.
+    llm_server.reply("scene", "Narrator: A\x00 bell\x07 and \x1b[31mred\x1b[0m, \x9b2J gone.")
+    opening = 'opening = "Rain hammers the shutters of the Drowned Inn."'
+    story = TEST_STORY.replace(opening, 'opening = "Rain\\u0007 \\u001b[2Jfalls\\u009b."')
+    script = "alice: bell\x07 esc\x1b[2J\n\n/recap\n/x\x1b[2J\x7f\n"
+    lines = await play_lines(tmp_path, llm_server, script, story_text=story)
+    text = "\n".join(lines)
+    assert not [c for c in text if c != "\n" and (ord(c) < 32 or 0x7F <= ord(c) <= 0x9F)]
+    # Shown as U+FFFD, not dropped: the rest stays readable and escape sequences are inert.
+    assert "Narrator: Rain\ufffd \ufffd[2Jfalls\ufffd." in lines
+    assert any(line.startswith("! Unknown command /x\ufffd[2J\ufffd. Commands:") for line in lines)
+    assert any(line.startswith("Narrator: A") and "bell" in line for line in lines)
+    assert any(line.startswith("! Ash: bell") and "esc" in line for line in lines)
+
+
 async def test_quit_keeps_waiting_input(tmp_path: Path, llm_server: LLMDouble) -> None:
     lines = await play_lines(tmp_path, llm_server, "alice: I knock.\nbob: I wait.\n/quit\n")
     assert lines[-1] == (
