@@ -92,6 +92,25 @@ async def test_three_characters_speak_and_one_arrives(
         assert {c.name for c in scene.present} == {"Mira", "Vesna", "Bram", "Ash"}
 
 
+async def test_a_character_who_speaks_in_the_scene_is_in_it(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # Bram is down in the cellar; the model has him speak in the hall anyway.
+    llm_server.reply("scene", "Bram: I heard every word.\nMira: Bram!")
+    llm_server.reply("director", director(summary="Bram came up from the cellar."))
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, sink):
+        await begin(engine, (ASH_USER, "ash"))
+        await turn(engine, ASH_USER, "I whisper the password.")
+        assert "present Bram: false -> true: spoke in the scene" in [
+            c.describe() for c in sink.results[0].changes
+        ]
+        scene = await engine.scene(CHANNEL)
+        assert "Bram" in {c.name for c in scene.present}
+        await turn(engine, ASH_USER, "I nod to Bram.")
+        prompt = llm_server.calls("scene")[-1].prompt
+        assert "Bram came up from the cellar." in prompt.split("What Bram saw:")[1]
+
+
 async def test_two_players_in_one_turn(tmp_path: Path, llm_server: LLMDouble, catalog: Any) -> None:
     async with running_engine(tmp_path, llm_server.base_url, catalog, collect_window=0.3) as (
         engine,

@@ -26,7 +26,9 @@ finite. The documented rules and ranges:
   by this answer): knowledge with source "told", the fact trimmed to 500 characters.
 - Presence (non-player characters only; the last entry per character wins): entering sets
   present and moves the character to the scene's location after this turn's scene change;
-  leaving clears present and the character stays where it was.
+  leaving clears present and the character stays where it was. A character who is not
+  present but speaks in the scene enters it ("spoke in the scene"), unless the director
+  says they left: the model put them there, and they witness the turn.
 - Moods and intents (non-player characters only): trimmed to 100 and 300 characters; an
   empty text means no change.
 - Scene: the location must be known. When the scene moves, present player characters move
@@ -43,6 +45,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,8 +171,12 @@ class _Planner:
             if value and value != getattr(self.state, field):
                 self.edit("scene", field, value, change.reason)
 
-    def presence(self, changes: list[PresenceChange]) -> None:
+    def presence(self, changes: list[PresenceChange], speakers: Iterable[str] = ()) -> None:
         wanted: dict[str, tuple[bool, str]] = {}
+        for key in speakers:
+            character = self.state.characters.get(key)
+            if character is not None and not character.present and not character.is_player:
+                wanted[key] = (True, "spoke in the scene")
         for change in changes:
             character = self.character(change.character, "presence change", npc_only=True)
             if character is not None:
@@ -325,12 +332,15 @@ def _lookup(names: dict[str, str]) -> dict[str, str]:
     return table
 
 
-def plan_changes(output: DirectorOutput, state: Snapshot) -> DirectorPlan:
-    """The safe edits for a director's answer, in the order they should be applied."""
+def plan_changes(
+    output: DirectorOutput, state: Snapshot, speakers: Iterable[str] = ()
+) -> DirectorPlan:
+    """The safe edits for a director's answer, in the order they should be applied.
+    `speakers` are the keys of the characters who spoke in the scene."""
     planner = _Planner(state)
     planner.notes.extend(output.parse_notes)
     planner.scene(output.scene)
-    planner.presence(output.presence)
+    planner.presence(output.presence, speakers)
     planner.relationships(output.relationships)
     planner.flags(output.flags)
     planner.moods(output.moods)

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Final, Literal
 
@@ -190,15 +190,17 @@ class TurnPipeline(EngineCore):
         self, turn_input: TurnInput, state: Snapshot, posts: list[ScriptPost], inputs: str
     ) -> DirectorPlan:
         messages = director_messages(state, posts, inputs)
+        speakers = {p.speaker.character_key for p in posts if p.speaker.character_key}
         try:
             output = await self.gateway.complete_json(
                 messages, DirectorOutput, purpose="director", model=turn_input.model
             )
         except LLMError as error:
             log.warning("turn %s: director output unusable: %s", turn_input.number, error)
-            return DirectorPlan((), (f"director output unusable: {error}",), "", 0.5)
+            plan = plan_changes(DirectorOutput(), state, speakers)
+            return replace(plan, notes=(f"director output unusable: {error}", *plan.notes))
         assert isinstance(output, DirectorOutput)
-        return plan_changes(output, state)
+        return plan_changes(output, state, speakers)
 
     async def _fail(self, turn_input: TurnInput, error: str) -> None:
         """Record the failed attempt; the input stays waiting for the next turn or a retry."""
