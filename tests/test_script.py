@@ -113,9 +113,23 @@ def test_player_lines_and_their_continuation_are_dropped() -> None:
 
 
 def test_unknown_label_stays_text_of_the_current_post() -> None:
-    posts, dropped = parse("Mira: Stop him!\nGuard: Halt!\nMira (softly): Please.")
-    assert posts == [ScriptPost(MIRA, "Stop him!\nGuard: Halt!\nMira (softly): Please.")]
+    posts, dropped = parse("Mira: Stop him!\nGuard: Halt!\nMira, softly: Please.")
+    assert posts == [ScriptPost(MIRA, "Stop him!\nGuard: Halt!\nMira, softly: Please.")]
     assert dropped == []
+
+
+def test_labels_in_list_quote_heading_and_with_stage_directions() -> None:
+    posts, dropped = parse(
+        "### Narrator: Rain.\n- Mira (whispering): Hush.\n> **Old Tom (coldly):** No.\n"
+        "* Bram: Fine.\n#hashtag: not a label\n- Alice (angrily): I refuse."
+    )
+    assert posts == [
+        ScriptPost(NARRATOR, "Rain."),
+        ScriptPost(MIRA, "(whispering) Hush."),
+        ScriptPost(Speaker("Old Tom", "old_tom"), "(coldly) No."),
+        ScriptPost(BRAM, "Fine.\n#hashtag: not a label"),
+    ]
+    assert dropped == ["Alice: (angrily) I refuse."]
 
 
 def test_paragraphs_whitespace_and_merging() -> None:

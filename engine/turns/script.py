@@ -13,7 +13,9 @@ events while the text arrives: `PostStarted` when a post has its first visible t
 - A line starts a new post when it begins with a known speaker label: the narrator's name, or
   a non-player character's display name or key, case-insensitive, followed by a colon. The
   name may be wrapped in markdown bold or italics: `**Mira:**`, `**Mira**:`, `*Mira*:`,
-  `__Mira__:`. Text after the label on the same line is the post's first text.
+  `__Mira__:`, follow a list, quote or heading mark (`- Mira:`, `> Mira:`, `### Mira:`), and
+  carry a stage direction (`Mira (whispering):`, kept as the text's start: "(whispering) ...").
+  Text after the label on the same line is the post's first text.
 - Text before any label belongs to the narrator.
 - Reasoning blocks (`<think>...</think>` or `<thinking>...</thinking>`, which reasoning
   models may write into the reply) are never posted; a line holding only reasoning is
@@ -55,6 +57,8 @@ from engine.text import without_controls
 
 NARRATOR = "Narrator"  # the narrator's label and name
 _MARKUP = r"(?:\*{1,3}|_{1,3})"
+_LINE_MARK = r"(?:[-•>]|\#{1,6})"  # a list item, a quote, a heading: `- Mira:`, `### Narrator:`
+_ASIDE = r"(?:\((?P<{}>[^()\n]{{1,60}})\))"  # `Mira (whispering):`
 # Reasoning models (served by Ollama, vLLM...) may put their thinking in the reply.
 _THINK_TAG = re.compile(r"<(?P<close>/?)think(?:ing)?>", re.IGNORECASE)
 
@@ -131,8 +135,9 @@ class ScriptParser:
         alternatives = "|".join(re.escape(n) for n in names)
         self._label_re = (
             re.compile(
-                rf"[ \t]*(?P<open>{_MARKUP})?[ \t]*(?P<name>{alternatives})[ \t]*"
-                rf"(?P<close>{_MARKUP})?[ \t]*:[ \t]*(?P<after>{_MARKUP})?",
+                rf"[ \t]*(?:{_LINE_MARK}[ \t]+)?(?P<open>{_MARKUP})?[ \t]*(?P<name>{alternatives})"
+                rf"[ \t]*{_ASIDE.format('aside')}?[ \t]*(?P<close>{_MARKUP})?"
+                rf"[ \t]*{_ASIDE.format('aside2')}?[ \t]*:[ \t]*(?P<after>{_MARKUP})?",
                 re.IGNORECASE,
             )
             if names
@@ -258,6 +263,9 @@ class ScriptParser:
                 rest_at = match.start("after")
             speaker, is_player = label
             rest = line[rest_at:].lstrip()
+            aside = match.group("aside") or match.group("aside2")
+            if aside:  # kept as the post's stage direction
+                rest = f"({aside.strip()}) {rest}".rstrip()
             if is_player:
                 self._current = None
                 self._dropping = True
