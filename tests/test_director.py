@@ -186,6 +186,8 @@ def test_a_delta_is_capped_per_turn() -> None:
     )
     assert result.edits == (Edit("trust", "bram->alice", 0.15, "saved", delta=0.4),)
     assert result.notes == ("clamped trust bram->alice +0.40 to +0.15",)
+    huge = plan(relationships=[RelationshipDelta(source="Bram", target="alice", trust=1e300)])
+    assert huge.notes == ("clamped trust bram->alice +1e+300 to +0.15",)  # not 300 digits
 
 
 def test_steps_are_smaller_near_the_bounds_and_stay_in_range() -> None:
@@ -328,13 +330,14 @@ def test_flags_are_validated() -> None:
             FlagChange(name="long_text", value="x" * 201),
             FlagChange(name="gold", value=math.inf),
             FlagChange(name="huge", value=10**400),
+            FlagChange(name="huge_float", value=1e300),  # as large, written as a float
         ]
     )
     assert result.edits == (
         Edit("flag", "count", True, ""),
         Edit("flag", "met_mira", "yes", "introduced"),
     )
-    assert len(result.notes) == 5
+    assert len(result.notes) == 6
     assert all(n.startswith("dropped flag") for n in result.notes)
 
 

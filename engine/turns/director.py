@@ -15,7 +15,7 @@ finite. The documented rules and ranges:
   the range: trust and affection in [-1, 1], familiarity in [0, 1] (middle 0.5). The edit
   holds the new absolute value rounded to 3 decimals; none when the value does not change.
 - Flags: names match KEY_PATTERN (≤ 48 characters); string values ≤ 200 characters, numbers
-  finite, integers within ±2**53; otherwise dropped. A flag the story declares (in `flags` or
+  finite and within ±2**53; otherwise dropped. A flag the story declares (in `flags` or
   an episode's `sets_flags`) keeps its kind: "false"/"no"/"0" and 0 become false for a
   true/false flag ("true"/"yes"/"1" and 1 true), "3" becomes 3 for a number; any other
   value of the wrong kind is dropped. A flag the story does not declare takes any value, but
@@ -238,7 +238,8 @@ class _Planner:
                 new = step_toward(current, delta_sum, field)
                 applied = new - current if math.isfinite(current) else delta_sum
                 if abs(applied - delta_sum) > 0.0005:
-                    self.notes.append(f"clamped {field} {label} {delta_sum:+.2f} to {applied:+.2f}")
+                    asked = f"{delta_sum:+.2f}" if abs(delta_sum) < 1e6 else f"{delta_sum:+.3g}"
+                    self.notes.append(f"clamped {field} {label} {asked} to {applied:+.2f}")
                 if new != current:
                     self.edit(field, label, new, reason, delta_sum)
 
@@ -269,7 +270,7 @@ class _Planner:
             if isinstance(value, float) and not math.isfinite(value):
                 self.notes.append(f'dropped flag "{name}": not a finite number')
                 continue
-            if isinstance(value, int) and abs(value) > MAX_FLAG_INT:
+            if isinstance(value, int | float) and abs(value) > MAX_FLAG_INT:
                 self.notes.append(f'dropped flag "{name}": number too large')
                 continue
             if isinstance(value, str):
