@@ -56,6 +56,17 @@ JOIN_USAGE = (
     "suggested one) or /join NAME as CHARACTER NAME: description (one of your own)."
 )
 OUT_OF_CHARACTER_NOTICE = "! Out of character: not sent to the story."
+# The commands without arguments, and what they do (said when one is given arguments).
+NO_ARGUMENTS = {
+    "look": "it describes the scene",
+    "characters": "it lists the story's characters",
+    "flags": "it lists the story's flags",
+    "arcs": "it lists the arcs and their episodes",
+    "recap": "it shows the story so far",
+    "undo": "it takes back the last turn",
+    "retry": "it writes the last turn again",
+    "quit": "it ends the session",
+}
 
 
 def nfc(text: str) -> str:
@@ -345,9 +356,14 @@ class Console:
         await self.engine.wait_idle(CONSOLE_CHANNEL_ID)
 
     async def command(self, text: str) -> bool:
-        name, _, arg = text.partition(" ")
+        typed, _, arg = text.replace("\t", " ").partition(" ")
+        name = typed.casefold()  # `/LOOK` is `/look`
         channel = CONSOLE_CHANNEL_ID
         say = self.sink.say
+        if name in NO_ARGUMENTS and arg.strip():
+            # `/undo 3` must not undo one turn while seeming to undo three.
+            say(f"! /{name} takes no arguments: {NO_ARGUMENTS[name]}. Nothing was done.")
+            return True
         if name == "quit":
             if self.waiting:
                 say(f"! {self.unanswered()}")
@@ -391,7 +407,7 @@ class Console:
                 say(f"! Turn {retried.turn_number} {done}")
         else:
             say(
-                f"! Unknown command /{name}. Commands: /join /look /characters /rel /flags "
+                f"! Unknown command /{typed}. Commands: /join /look /characters /rel /flags "
                 "/arcs /recap /undo /retry /quit"
             )
         return True

@@ -434,6 +434,22 @@ async def test_retry_after_a_failed_attempt_says_the_turn_is_written(
     assert lines[-2:] == ["Narrator: The door creaks.", "! Turn 1 written"]
 
 
+async def test_commands_ignore_case_and_refuse_arguments_they_do_not_take(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    llm_server.reply("scene", "Narrator: The door creaks.")
+    script = "alice: I knock.\n\n/undo now please\n/UNDO 3\n/Retry again\n/quit now\n/LOOK\n"
+    lines = await play_lines(tmp_path, llm_server, script)
+    undo = "! /undo takes no arguments: it takes back the last turn. Nothing was done."
+    assert lines.count(undo) == 2  # also /UNDO
+    assert "! /retry takes no arguments: it writes the last turn again. Nothing was done." in lines
+    assert "! /quit takes no arguments: it ends the session. Nothing was done." in lines
+    assert any(line.startswith("! Common Hall — ") for line in lines)  # /LOOK is /look
+    assert not [line for line in lines if line.startswith("! Unknown command")]
+    assert not [line for line in lines if line.startswith("! Turn ")]  # nothing undone, retried
+    assert len(llm_server.calls("scene")) == 1
+
+
 async def test_control_characters_never_reach_the_terminal(
     tmp_path: Path, llm_server: LLMDouble
 ) -> None:
