@@ -13,7 +13,7 @@ Input, one line at a time:
 - `/join NAME [CHARACTER]` (a suggested character), `/join NAME as CHARACTER NAME[:
   description]` (one of their own);
 - `/look`, `/characters`, `/rel [name]`, `/flags`, `/arcs`, `/recap`, `/undo`, `/retry`,
-  `/quit`.
+  `/quit` (names in any case; `/undo` and `/retry` refuse while lines are not sent yet).
 Output: one line per post, `Speaker: text`; an indented `~ ...` line per state change; notices
 start with `!`; control characters (terminal escape sequences too) are shown as U+FFFD. Without
 a terminal on standard input there are no prompts, so scripts and tests can drive it. The
@@ -363,6 +363,15 @@ class Console:
         if name in NO_ARGUMENTS and arg.strip():
             # `/undo 3` must not undo one turn while seeming to undo three.
             say(f"! /{name} takes no arguments: {NO_ARGUMENTS[name]}. Nothing was done.")
+            return True
+        if name in ("undo", "retry") and self.waiting:
+            # The engine would take these lines for a failed turn's input: /retry would answer
+            # them as a new turn, /undo would set them aside.
+            who = ", ".join(dict.fromkeys(self.waiting))
+            say(
+                f"! /{name} not done: lines from {who} are not sent yet (they are kept). Send "
+                "them with a blank line first; /undo and /retry act on turns already sent."
+            )
             return True
         if name == "quit":
             if self.waiting:

@@ -434,6 +434,25 @@ async def test_retry_after_a_failed_attempt_says_the_turn_is_written(
     assert lines[-2:] == ["Narrator: The door creaks.", "! Turn 1 written"]
 
 
+async def test_undo_and_retry_wait_for_lines_not_sent_yet(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    llm_server.reply("scene", "Narrator: One.", "Narrator: Two.")
+    script = "alice: one\n\nalice: two\nbob: too\n/retry\n/undo\n\n"
+    lines = await play_lines(tmp_path, llm_server, script)
+    for command in ("retry", "undo"):
+        assert (
+            f"! /{command} not done: lines from alice, bob are not sent yet (they are kept). "
+            "Send them with a blank line first; /undo and /retry act on turns already sent."
+        ) in lines
+    assert not [line for line in lines if line.startswith("! Turn ")]  # nothing retried, undone
+    # Nothing was lost: the blank line sent both lines as turn 2.
+    assert lines[-1] == "Narrator: Two."
+    first, second = llm_server.calls("scene")
+    assert "Ash: one" in first.prompt and "Ash: two" not in first.prompt
+    assert "Ash: two" in second.prompt and "Rowan: too" in second.prompt
+
+
 async def test_commands_ignore_case_and_refuse_arguments_they_do_not_take(
     tmp_path: Path, llm_server: LLMDouble
 ) -> None:
