@@ -283,6 +283,13 @@ class Console:
             # The engine refuses it too, but only after the join would have taken a character.
             self.sink.say("! There is nothing to say: the message is empty.")
             return True
+        limit = self.engine.options.max_input_chars  # as the engine counts: stripped
+        if len(text.strip()) > limit:  # before a new player's join, as the emptiness
+            self.sink.say(
+                f"! That is {len(text.strip())} characters; keep one input to at most {limit} "
+                "and split the rest. The line was not sent."
+            )
+            return True
         if name.casefold() not in self.players:
             character = await self._character_named(name)
             if character is not None:

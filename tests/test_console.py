@@ -352,6 +352,21 @@ async def test_empty_input_joins_nobody(tmp_path: Path, llm_server: LLMDouble) -
     assert "! erin plays Ash" in lines  # dave took no suggested character
 
 
+async def test_overlong_input_joins_nobody(tmp_path: Path, llm_server: LLMDouble) -> None:
+    longest = "y" * 2_000  # the engine's default max_input_chars
+    script = f"carol: {'x' * 2_001}\nerin: {longest}\nerin: {'z' * 2_001}\n\n"
+    lines = await play_lines(tmp_path, llm_server, script)
+    refused = (
+        "! That is 2001 characters; keep one input to at most 2000 and split the rest. The line "
+        "was not sent."
+    )
+    assert lines.count(refused) == 2
+    assert [line for line in lines if " plays " in line] == ["! erin plays Ash"]
+    (scene,) = llm_server.calls("scene")
+    assert f"Ash: {longest}" in scene.prompt
+    assert "xxx" not in scene.prompt and "zzz" not in scene.prompt
+
+
 async def test_join_with_a_chosen_or_own_character(tmp_path: Path, llm_server: LLMDouble) -> None:
     script = (
         "/join alice Rowan\n"
