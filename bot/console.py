@@ -5,7 +5,8 @@ Input, one line at a time:
   first use with the next free suggested character, or a character named after them); a bare
   line is from the last player who wrote (so is a URL: `https://...` names nobody); a story
   character's name (`Corvin:` for Corvin Hale) or `Narrator:` joins nobody: the line is
-  refused with a notice, as is a line whose new player cannot join;
+  refused with a notice, as is a line whose new player cannot join (`--players` names are
+  checked all at once, before the story starts: one bad name and nobody joins);
 - out-of-character lines, by the Discord front end's rule (starting with `((`, `//`, `[[` or
   `ooc:`, also after `name:`), are not sent to the story;
 - a blank line (or the end of input) closes the turn: everything since the last blank line is
@@ -34,9 +35,9 @@ from typing import TextIO
 
 from bot.chat import OUT_OF_CHARACTER
 from engine.bootstrap import build_engine, close_engine, load_stories
-from engine.errors import EngineError, InvalidInput
+from engine.errors import EngineError, InvalidInput, NoPlaythrough
 from engine.facade import Engine
-from engine.results import TurnResult
+from engine.results import PlaythroughInfo, TurnResult
 from engine.settings import Settings
 from engine.sink import NullSink
 from engine.stories import StoryCatalog, load_story
@@ -160,37 +161,68 @@ class Console:
     async def open(self, players: list[str]) -> None:
         channel = CONSOLE_CHANNEL_ID
         try:
-            info = await self.engine.playthrough(channel)
-        except EngineError:
-            info = await self.engine.start(CONSOLE_GUILD_ID, channel, self.story_key)
-            self.sink.say(f"! Story started: {info.story_title}")
-            if info.opening:
-                self.sink.say(f"Narrator: {one_line(info.opening)}")
-        else:
+            info: PlaythroughInfo | None = await self.engine.playthrough(channel)
+        except NoPlaythrough:
+            info = None
+        if info is not None:
             if info.story_key != self.story_key:
                 raise EngineError(
                     f"This database is playing {info.story_key!r}; use another --db for "
                     f"{self.story_key!r}."
                 )
-            self.sink.say(f"! Continuing {info.story_title} after turn {info.turn_count}")
             for player in await self.engine.players(channel):
                 self._joined(player.display_name, player.character_name, player.user_id)
+        # Every name is checked before the story starts and anybody joins.
+        new_players = await self._new_players(players)
+        if info is None:
+            info = await self.engine.start(CONSOLE_GUILD_ID, channel, self.story_key)
+            self.sink.say(f"! Story started: {info.story_title}")
+            if info.opening:
+                self.sink.say(f"Narrator: {one_line(info.opening)}")
+        else:
+            self.sink.say(f"! Continuing {info.story_title} after turn {info.turn_count}")
             await self.engine.recover()
             await self.engine.wait_idle(channel)
-        for name in players:
-            await self._ensure_joined(nfc(name))
+        for name in new_players:
+            await self._join(name)
+
+    async def _new_players(self, names: list[str]) -> list[str]:
+        """The `--players` not playing yet, in order; EngineError lists every name that cannot
+        join: not a player name, or the name of an NPC, of a player's character or of the
+        narrator (a suggested character's is fine: `--players ash` may play Ash). A name
+        listed twice joins once."""
+        new: dict[str, str] = {}
+        problems: list[str] = []
+        twice: list[str] = []
+        for name in map(nfc, names):
+            key = name.casefold()
+            if key in new:
+                twice.append(new[key])
+                continue
+            new[key] = name
+            if key in self.players:
+                continue  # playing already (a continued story)
+            problem = name_problem(name)
+            character = None if problem else await self._character_named(name, suggested=False)
+            if character is not None:
+                who = character if key == character.casefold() else f"{name} ({character})"
+                what = (
+                    "the story's own voice" if character == NARRATOR else "a character of the story"
+                )
+                problem = f"{who} is {what}: pick another player name."
+            if problem:
+                problems.append(problem)
+        if problems:
+            raise EngineError(f"--players: nobody joined. {' '.join(problems)}")
+        for name in dict.fromkeys(twice):
+            self.sink.say(f"! {name} is listed more than once in --players: joined once.")
+        return [name for key, name in new.items() if key not in self.players]
 
     def _joined(self, name: str, character: str, user_id: int) -> None:
         key = nfc(name).casefold()
         self.players[key] = nfc(name)
         self.characters[key] = character
         self.user_ids[key] = user_id
-
-    async def _ensure_joined(self, name: str) -> str:
-        """The player's name as first written (`Alice` is `alice`), joining them if new."""
-        if name.casefold() not in self.players:
-            await self._join(name)
-        return self.players[name.casefold()]
 
     async def _join(self, name: str, character: str | None = None, description: str = "") -> None:
         """Join as `character` (a suggested one's key, or a name of their own), else as the next
@@ -308,16 +340,23 @@ class Console:
         self.waiting.append(name)
         return True
 
-    async def _character_named(self, name: str) -> str | None:
+    async def _character_named(self, name: str, *, suggested: bool = True) -> str | None:
         """The story character a new `name:` names, if any: an NPC or a player's character, or
-        a suggested one, by key, name or a word of its name (`Corvin` is Corvin Hale); or the
-        narrator."""
+        (with `suggested`) a suggested one nobody plays yet, by key, name or a word of its name
+        (`Corvin` is Corvin Hale); or the narrator. Before the story starts, its file's
+        characters."""
         wanted = name.casefold()
         if wanted == NARRATOR.casefold():
             return NARRATOR
-        story = self.engine.story(self.story_key)
-        characters = [(c.key, c.name) for c in await self.engine.characters(CONSOLE_CHANNEL_ID)]
-        characters += [(s.key, s.name) for s in story.suggested_characters]
+        try:
+            running = await self.engine.characters(CONSOLE_CHANNEL_ID)
+            characters = [(c.key, c.name) for c in running]
+        except NoPlaythrough:
+            written = self.engine.catalog.stories[self.story_key].story.characters
+            characters = [(c.key, c.name) for c in written]
+        if suggested:
+            story = self.engine.story(self.story_key)
+            characters += [(s.key, s.name) for s in story.suggested_characters]
         for key, character in characters:
             if wanted == key.casefold() or wanted in re.split(r"[^\w-]+", character.casefold()):
                 return character

@@ -12,7 +12,10 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.console import play
+from engine.errors import EngineError
 from engine.results import ChangeView
 from engine.settings import Settings
 from tests.engine_support import TEST_STORY
@@ -186,6 +189,43 @@ async def test_ctrl_c_mid_turn_says_so_and_exits_130(tmp_path: Path, llm_server:
     with sqlite3.connect(tmp_path / "game.db") as db:
         turns = db.execute("select status from turns").fetchall()
     assert turns == [("done",)]
+
+
+async def test_players_option_is_checked_whole_before_anybody_joins(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    process = await start_play(
+        tmp_path,
+        llm_server,
+        "--players",
+        "carl,dora,carl,Mira,1x",
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), WAIT)
+    assert process.returncode == 1
+    assert err.decode().splitlines()[-1] == (
+        "Error: --players: nobody joined. Mira is a character of the story: pick another player "
+        "name. '1x' is not a player name: 1 to 32 letters, digits, - or _, starting with a letter."
+    )
+    assert out.decode() == ""  # the story did not even start
+    with sqlite3.connect(tmp_path / "game.db") as db:
+        assert db.execute("select count(*) from players").fetchall() == [(0,)]
+        assert db.execute("select count(*) from playthroughs").fetchall() == [(0,)]
+
+    # A name listed twice (in any case) joins once, and says so.
+    lines = await play_lines(tmp_path, llm_server, "", players=("carl", "dora", "Carl"))
+    assert [line for line in lines if " plays " in line] == [
+        "! carl plays Ash",
+        "! dora plays Rowan",
+    ]
+    assert "! carl is listed more than once in --players: joined once." in lines
+    # Continuing: who plays already is no problem; a story character still is (Bram's key).
+    with pytest.raises(EngineError, match=r"^--players: nobody joined\. Bram is a character"):
+        await play_lines(tmp_path, llm_server, "", players=("dora", "erin", "bram"))
+    lines = await play_lines(tmp_path, llm_server, "", players=("dora", "erin"))
+    assert [line for line in lines if " plays " in line] == [
+        "! erin plays Erin (their own character: every suggested one is taken)"
+    ]
 
 
 async def test_player_names_ignore_case(tmp_path: Path, llm_server: LLMDouble) -> None:
