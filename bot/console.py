@@ -19,7 +19,8 @@ Output: one line per post, `Speaker: text`; an indented `~ ...` line per state c
 start with `!`; control characters (terminal escape sequences too) are shown as U+FFFD. Without
 a terminal on standard input there are no prompts, so scripts and tests can drive it. The
 playthrough lives in the database: running the same command again continues it, finishing a
-turn that was cut off (by a crash, or by Ctrl-C, which stops at once with exit code 130).
+turn that was cut off (by a crash, or by Ctrl-C, which stops at once with exit code 130; lines
+typed while the turn was written were not read yet, and the notice says they are not kept).
 """
 
 from __future__ import annotations
@@ -382,17 +383,26 @@ class Console:
             "answered when you run this command again."
         )
 
-    def interrupted(self) -> str:
+    def interrupted(self, unread: int = 0) -> str:
         """The notice for Ctrl-C: the turn being written is cut off (`close_engine` with
-        `cancel_running`), and nothing of it is stored before its last transaction."""
+        `cancel_running`), and nothing of it is stored before its last transaction. `unread`
+        lines were typed while the console was busy (the turn, a command): they were not
+        handled yet and are dropped, which the notice says."""
         if self.sink.writing is not None:
-            return (
+            notice = (
                 f"! Stopping: turn {self.sink.writing} is cut off before it is stored; its input "
                 "is kept, and answered when you run this command again."
             )
-        if self.waiting:
-            return f"! Stopping: {self.unanswered()}"
-        return "! Stopping."
+        elif self.waiting:
+            notice = f"! Stopping: {self.unanswered()}"
+        else:
+            notice = "! Stopping."
+        if unread:
+            lines, were, are = (
+                ("1 line", "was", "is") if unread == 1 else (f"{unread} lines", "were", "are")
+            )
+            notice += f" {lines} typed meanwhile {were} not read yet and {are} not kept."
+        return notice
 
     async def close_turn(self) -> None:
         if not self.waiting:
@@ -502,6 +512,16 @@ def _read_lines(stream: TextIO) -> asyncio.Queue[str | None]:
     return queue
 
 
+def _unread(lines: asyncio.Queue[str | None] | None) -> int:
+    """How many lines with text were read from standard input but not handled yet (typed
+    while a turn was being written); they are taken out of `lines`."""
+    count = 0
+    while lines is not None and not lines.empty():
+        line = lines.get_nowait()
+        count += line is not None and bool(line.strip())
+    return count
+
+
 async def play(
     settings: Settings,
     story: str,
@@ -518,6 +538,7 @@ async def play(
     )
     console = Console(engine, sink, story_key, interactive)
     interrupted = False
+    lines: asyncio.Queue[str | None] | None = None
     try:
         await console.open(players)
         lines = _read_lines(stdin)
@@ -540,7 +561,7 @@ async def play(
         interrupted = True
         if interactive:
             stdout.write("\n")  # after the `^C` the terminal echoed
-        sink.say(console.interrupted())
+        sink.say(console.interrupted(_unread(lines)))
         raise
     finally:
         await close_engine(engine, cancel_running=interrupted)

@@ -168,7 +168,8 @@ async def test_ctrl_c_mid_turn_says_so_and_exits_130(tmp_path: Path, llm_server:
     llm_server.latency = 30.0  # the scene call hangs: Ctrl-C must not wait for it
     process = await start_play(tmp_path, llm_server, "--players", "ash")
     assert process.stdin is not None
-    process.stdin.write(b"ash: I light the lamp.\n\n")
+    # Two lines typed while the turn is written: read, but not handled before the answer.
+    process.stdin.write(b"ash: I light the lamp.\n\nash: I wait.\n\n/look\n")
     await process.stdin.drain()
     await llm_server.wait_for_call("scene")
     process.send_signal(signal.SIGINT)
@@ -176,7 +177,7 @@ async def test_ctrl_c_mid_turn_says_so_and_exits_130(tmp_path: Path, llm_server:
     assert process.returncode == 130, err.decode()
     assert out.decode().splitlines()[-1] == (
         "! Stopping: turn 1 is cut off before it is stored; its input is kept, and answered when "
-        "you run this command again."
+        "you run this command again. 2 lines typed meanwhile were not read yet and are not kept."
     )
     assert "Traceback" not in err.decode()
 
@@ -189,6 +190,7 @@ async def test_ctrl_c_mid_turn_says_so_and_exits_130(tmp_path: Path, llm_server:
     with sqlite3.connect(tmp_path / "game.db") as db:
         turns = db.execute("select status from turns").fetchall()
     assert turns == [("done",)]
+    assert "I wait" not in llm_server.calls("scene")[-1].prompt  # as the notice said
 
 
 async def test_players_option_is_checked_whole_before_anybody_joins(
