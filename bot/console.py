@@ -492,10 +492,7 @@ class Console:
                 f"! {who} has no relationships yet." if who else "! No relationships yet."
             )
         for r in relationships:
-            self.sink.say(
-                f"! {r.source_name} -> {r.target_name} ({r.kind}): trust {r.trust:+.2f}, "
-                f"affection {r.affection:+.2f}, familiarity {r.familiarity:.2f}"
-            )
+            self.sink.say(f"! {r.describe()}")
 
 
 def _read_lines(stream: TextIO) -> asyncio.Queue[str | None]:

@@ -47,6 +47,7 @@ async def build_engine(
             else collect_window_seconds
         ),
         context_tokens=settings.llm_context_tokens,
+        max_input_chars=settings.max_input_chars,
     )
     gateway = LLMGateway(LLMConfig.from_settings(settings))
     return Engine(db, catalog, gateway, sink, options)

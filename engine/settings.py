@@ -61,6 +61,8 @@ class Settings(BaseSettings):
 
     # Play
     collect_window_seconds: float = Field(default=2.0, ge=0.0, le=60.0)
+    # One player's message; Discord's own limit is 2,000 (4,000 with Nitro).
+    max_input_chars: int = Field(default=2000, ge=100, le=4000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("discord_shards")

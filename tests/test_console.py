@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +67,7 @@ async def play_lines(
     script: str,
     players: tuple[str, ...] = (),
     story_text: str = TEST_STORY,
+    **settings: Any,
 ) -> list[str]:
     """The output lines of `bot play` run in this process (faster than a new one)."""
     story = tmp_path / "inn.toml"
@@ -77,6 +79,7 @@ async def play_lines(
         llm_json_mode="json_schema",
         llm_max_retries=0,
         llm_deadline=30.0,
+        **settings,
     )
     out = io.StringIO()
     url = f"sqlite+aiosqlite:///{tmp_path / 'game.db'}"
@@ -404,6 +407,9 @@ async def test_overlong_input_joins_nobody(tmp_path: Path, llm_server: LLMDouble
     )
     assert lines.count(refused) == 2
     assert [line for line in lines if " plays " in line] == ["! erin plays Ash"]
+    # A server sets its own limit (MAX_INPUT_CHARS).
+    lines = await play_lines(tmp_path, llm_server, f"dave: {'x' * 101}\n\n", max_input_chars=100)
+    assert any("keep one input to at most 100" in line for line in lines)
     (scene,) = llm_server.calls("scene")
     assert f"Ash: {longest}" in scene.prompt
     assert "xxx" not in scene.prompt and "zzz" not in scene.prompt
