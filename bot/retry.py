@@ -8,7 +8,7 @@ from typing import Any
 
 import discord
 
-from engine.errors import EngineError
+from engine.errors import EngineError, NoFailedTurn
 
 QUIET = discord.AllowedMentions.none()
 
@@ -39,9 +39,10 @@ class RetryButton(
         engine = interaction.client.engine  # type: ignore[attr-defined]
         await interaction.response.edit_message(view=None, allowed_mentions=QUIET)
         try:
-            await engine.retry(self.channel_id, interaction.user.id)
+            await engine.retry(self.channel_id, interaction.user.id, failed_only=True)
         except EngineError as error:
-            await interaction.edit_original_response(view=retry_view(self.channel_id))
+            if not isinstance(error, NoFailedTurn):  # (else the button has had its day)
+                await interaction.edit_original_response(view=retry_view(self.channel_id))
             await interaction.followup.send(str(error), ephemeral=True, allowed_mentions=QUIET)
 
 

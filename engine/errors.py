@@ -28,6 +28,13 @@ class InvalidInput(EngineError):
     """Input that cannot be used as given (empty, too long, out of range)."""
 
 
+class NoFailedTurn(InvalidInput):
+    def __init__(self) -> None:
+        super().__init__(
+            "There is no failed turn to write again: it was written or taken back since."
+        )
+
+
 class StoryPaused(EngineError):
     def __init__(self) -> None:
         super().__init__("The story in this channel is paused. A moderator can resume it.")

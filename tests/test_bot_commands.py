@@ -64,6 +64,31 @@ async def test_failed_turn_says_so_with_a_retry_button_that_works(
         assert "Ash: I knock twice." in llm_server.calls("scene")[-1].prompt
 
 
+async def test_the_retry_button_of_a_turn_taken_back_does_nothing(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    llm_server.reply("scene", "Mira: Come in.")
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+        await discord_double.user_sends(w.alice, w.channel, "I knock.")
+        await w.seen(lambda m: m.content == "Come in.")
+        llm_server.fail("scene", "500")
+        await discord_double.user_sends(w.alice, w.channel, "I knock again.")
+        notice = await w.seen(lambda m: m.is_bot and "could not continue" in m.content)
+        undone = await w.command(w.alice, "undo")  # takes back the failed turn 2
+        await discord_double.wait_for_message(
+            lambda m: "Turn 2 was taken back" in m.content, timeout=WAIT, channel=w.channel
+        )
+        assert undone.original is not None
+        calls = len(llm_server.calls("scene"))
+        [row] = notice.message.components
+        [button] = row["components"]
+        pressed = await discord_double.press_button(w.bob, notice.message, button["custom_id"])
+        await eventually(lambda: "There is no failed turn" in w.reply_text(pressed))
+        assert len(llm_server.calls("scene")) == calls  # turn 1 was not written again
+        assert not [m for m in discord_double.read_channel(w.channel) if m.message.components]
+
+
 async def test_a_story_in_a_thread_speaks_through_the_parent_webhook(
     tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
 ) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import models as m
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, NoFailedTurn
 from engine.results import ChangeView, RetryResult
 from engine.turns.pipeline import TurnPipeline
 
@@ -40,15 +40,21 @@ class TurnUseCases(TurnPipeline):
         self.states.invalidate(pt.id)  # reverted rows, not changes the snapshot could follow
         return number
 
-    async def retry(self, channel_id: int, user_id: int | None = None) -> RetryResult:
+    async def retry(
+        self, channel_id: int, user_id: int | None = None, *, failed_only: bool = False
+    ) -> RetryResult:
         """Write the last turn again: a failed turn, or one still being written, is run again
-        with the same input; a finished one is reverted and regenerated."""
+        with the same input; a finished one is reverted and regenerated. With `failed_only`
+        (a failed turn's own Retry button) only a failed turn's waiting input is answered;
+        `NoFailedTurn` when there is none any more."""
         self.dispatcher.check_capacity(channel_id)
         # A turn still being written is stopped: the retry below writes it afresh.
         self.stop_generating(channel_id, None)
-        return await self.dispatcher.run_job(channel_id, lambda: self._retry(channel_id, user_id))
+        return await self.dispatcher.run_job(
+            channel_id, lambda: self._retry(channel_id, user_id, failed_only)
+        )
 
-    async def _retry(self, channel_id: int, user_id: int | None) -> RetryResult:
+    async def _retry(self, channel_id: int, user_id: int | None, failed_only: bool) -> RetryResult:
         async with self.db.write() as session:
             pt = await self._playthrough(session, channel_id, running=True)
             pending = await session.scalar(
@@ -58,6 +64,8 @@ class TurnUseCases(TurnPipeline):
                     m.Message.kind == "player",
                 )
             )
+            if pending is None and failed_only:
+                raise NoFailedTurn()
             rewritten = pending is None
             number = pt.turn_count if rewritten else pt.turn_count + 1
             if pending is None:
