@@ -118,16 +118,20 @@ def test_unknown_label_stays_text_of_the_current_post() -> None:
     assert dropped == []
 
 
-def test_labels_in_list_quote_heading_and_with_stage_directions() -> None:
+def test_labels_with_stage_directions_but_lists_are_narration() -> None:
     posts, dropped = parse(
-        "### Narrator: Rain.\n- Mira (whispering): Hush.\n> **Old Tom (coldly):** No.\n"
-        "* Bram: Fine.\n#hashtag: not a label\n- Alice (angrily): I refuse."
+        "Narrator: The ledger reads:\n- Bram: room 3, paid\n### Mira: keeper\n> Bram: a rhyme\n"
+        "* Bram: scared\n"
+        "Mira (whispering): Hush.\n**Old Tom (coldly):** No.\nAlice (angrily): I refuse."
     )
     assert posts == [
-        ScriptPost(NARRATOR, "Rain."),
+        ScriptPost(
+            NARRATOR,
+            "The ledger reads:\n- Bram: room 3, paid\n### Mira: keeper\n> Bram: a rhyme\n"
+            "* Bram: scared",
+        ),
         ScriptPost(MIRA, "(whispering) Hush."),
         ScriptPost(Speaker("Old Tom", "old_tom"), "(coldly) No."),
-        ScriptPost(BRAM, "Fine.\n#hashtag: not a label"),
     ]
     assert dropped == ["Alice: (angrily) I refuse."]
 
@@ -175,7 +179,7 @@ def test_reasoning_blocks_are_not_posted() -> None:
 def test_reasoning_without_its_opening_tag_is_not_posted() -> None:
     # DeepSeek-R1 style: the server's chat template opened the block, the reply closes it.
     reply = (
-        "Okay, the players knock.\nMaybe Mira should hide the key?\n"
+        "Okay, the players knock. Maybe Mira shouts:\nMira: Hide the key!\nNo, too early.\n"
         "Yes.</think>\n\nNarrator: The door creaks.\nMira: Who's there?\n"
     )
     posts, dropped = parse(reply)
@@ -184,7 +188,11 @@ def test_reasoning_without_its_opening_tag_is_not_posted() -> None:
     # The same, streamed one character at a time: nothing of the reasoning is ever shown.
     parser, events = stream(reply, list(range(len(reply))))
     assert parser.posts == posts
-    assert "hide the key" not in "".join(e.text for e in events if isinstance(e, TextAdded))
+    shown = "".join(e.text for e in events if isinstance(e, TextAdded))
+    assert "hide the key" not in shown.lower() and "too early" not in shown
+    # A draft with a narrator line in it goes too.
+    posts, _ = parse("Draft:\nNarrator: draft line\nFinal below.\n</think>\nNarrator: real line.")
+    assert posts == [ScriptPost(NARRATOR, "real line.")]
 
 
 def test_thinking_tags_and_stray_closing_tags_are_not_posted() -> None:

@@ -13,19 +13,21 @@ events while the text arrives: `PostStarted` when a post has its first visible t
 - A line starts a new post when it begins with a known speaker label: the narrator's name, or
   a non-player character's display name or key, case-insensitive, followed by a colon. The
   name may be wrapped in markdown bold or italics: `**Mira:**`, `**Mira**:`, `*Mira*:`,
-  `__Mira__:`, follow a list, quote or heading mark (`- Mira:`, `> Mira:`, `### Mira:`), and
-  carry a stage direction (`Mira (whispering):`, kept as the text's start: "(whispering) ...").
+  `__Mira__:`, and carry a stage direction (`Mira (whispering):`, kept as the text's start:
+  "(whispering) ..."). A list, quote or heading line (`- Bram: room 3`, `### Bram:`) is
+  narration: a ledger or a carving, not Bram speaking.
   Text after the label on the same line is the post's first text.
 - Text before any label belongs to the narrator.
 - Reasoning blocks (`<think>...</think>` or `<thinking>...</thinking>`, which reasoning
   models may write into the reply) are never posted; a line holding only reasoning is
   skipped. Some servers send the reply of a reasoning model without its opening tag (the
   chat template already holds it), so the reply starts with reasoning and a lone `</think>`
-  ends it. To drop that reasoning, lines before the first speaker label are held back: a
-  lone closing tag there discards them; a label (or the end of the reply) releases them as
-  narration. A lone closing tag after that is removed, and what came before it stays, since
-  it may already have been shown (so reasoning that starts a line with a speaker label is
-  shown from that line on; reasoning models write prose, so this is rare).
+  ends it. The first visible line (outside tagged blocks) decides: if it starts with a
+  speaker label, the script streams from there. Otherwise it may be such reasoning, so every
+  line is held back until a lone closing tag, which discards them all (reasoning often
+  drafts lines like `Mira: ...`), or the end of the reply, which releases them as the
+  script (a reply that does not start with a label is then shown at its end, not streamed).
+  A lone closing tag once the script streams is removed; what came before it stays.
 - A label naming a *player* character (display name or key) is never posted: the model must
   not speak for a player. That line and its continuation lines up to the next label are
   dropped and listed in `dropped` as "Name: text". When a name is both a player's and a
@@ -57,23 +59,29 @@ from engine.text import without_controls
 
 NARRATOR = "Narrator"  # the narrator's label and name
 _MARKUP = r"(?:\*{1,3}|_{1,3})"
-_LINE_MARK = r"(?:[-•>]|\#{1,6})"  # a list item, a quote, a heading: `- Mira:`, `### Narrator:`
 _ASIDE = r"(?:\((?P<{}>[^()\n]{{1,60}})\))"  # `Mira (whispering):`
 # Reasoning models (served by Ollama, vLLM...) may put their thinking in the reply.
 _THINK_TAG = re.compile(r"<(?P<close>/?)think(?:ing)?>", re.IGNORECASE)
 
 
-def _after_tags(line: str, thinking: bool) -> tuple[bool, int | None]:
+def _after_tags(line: str, thinking: bool) -> tuple[bool, int | None, str]:
     """Whether `line` ends inside a reasoning block (it starts inside one if `thinking`),
-    and where the text after its first lone closing tag starts (None if it has none)."""
+    where the text after its first lone closing tag starts (None if it has none), and its
+    text outside reasoning blocks up to there."""
+    outside, pos = [], 0
     for tag in _THINK_TAG.finditer(line):
+        if not thinking:
+            outside.append(line[pos : tag.start()])
+        pos = tag.end()
         if not tag.group("close"):
             thinking = True
         elif thinking:
             thinking = False
         else:
-            return False, tag.end()
-    return thinking, None
+            return False, tag.end(), "".join(outside)
+    if not thinking:
+        outside.append(line[pos:])
+    return thinking, None, "".join(outside)
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,8 @@ class ScriptParser:
         alternatives = "|".join(re.escape(n) for n in names)
         self._label_re = (
             re.compile(
-                rf"[ \t]*(?:{_LINE_MARK}[ \t]+)?(?P<open>{_MARKUP})?[ \t]*(?P<name>{alternatives})"
+                # (no space after opening markup: `* Bram: scared` is a list item, not italics)
+                rf"[ \t]*(?P<open>{_MARKUP})?(?P<name>{alternatives})"
                 rf"[ \t]*{_ASIDE.format('aside')}?[ \t]*(?P<close>{_MARKUP})?"
                 rf"[ \t]*{_ASIDE.format('aside2')}?[ \t]*:[ \t]*(?P<after>{_MARKUP})?",
                 re.IGNORECASE,
@@ -155,6 +164,7 @@ class ScriptParser:
         # once released), and whether they end inside a reasoning block.
         self._held: list[str] | None = []
         self._held_thinking = False
+        self._unsure = False  # the first visible line was no label: hold on to the end
         self._closed = False
 
     # --- public ------------------------------------------------------------------------
@@ -219,16 +229,20 @@ class ScriptParser:
         if self._held is None:
             self._parse(raw, events)
             return
-        starts_thinking = self._held_thinking
-        self._held_thinking, lone_close = _after_tags(raw, starts_thinking)
-        if not starts_thinking and self._is_label(raw):
-            self._release(events)
-            self._parse(raw, events)
-        elif lone_close is not None:  # everything so far was reasoning
+        self._held_thinking, lone_close, outside = _after_tags(raw, self._held_thinking)
+        if not self._unsure and outside.strip():
+            # The first visible line decides: a label starts a script, streamed from here on;
+            # anything else may be reasoning whose opening tag the server swallowed.
+            if self._is_label(outside):
+                self._release(events)
+                self._parse(raw, events)
+                return
+            self._unsure = True
+        if lone_close is not None:  # everything so far was reasoning
             self._held = None
             self._parse(raw[lone_close:], events)
-        else:
-            self._held.append(raw)
+            return
+        self._held.append(raw)
 
     def _visible(self, line: str) -> str | None:
         """`line` without what is inside reasoning blocks and without lone closing tags;
