@@ -67,8 +67,12 @@ async def test_a_character_name_belongs_to_one_character(
         with pytest.raises(InvalidInput, match="Mira is a character of the story"):
             await engine.join(CHANNEL, ASH, "ashley", character="MIRA")  # her key, any case
         await engine.join(CHANNEL, ASH, "ashley", character="Tilde", description="A ferrywoman.")
-        with pytest.raises(InvalidInput, match="Tilde is already played by ashley"):
-            await engine.join(CHANNEL, ROWAN, "rowan", character="tilde")
+        # Lookalikes too: a zero-width space inside, fullwidth letters.
+        with pytest.raises(InvalidInput, match="Mira is a character of the story"):
+            await engine.join(CHANNEL, ROWAN, "rowan", character="Mi\u200bra")
+        for lookalike in ("tilde", "\uff34\uff49\uff4c\uff44\uff45"):
+            with pytest.raises(InvalidInput, match="Tilde is already played by ashley"):
+                await engine.join(CHANNEL, ROWAN, "rowan", character=lookalike)
         # "Élise" typed with a combining accent is the same name as the one-letter "É" form.
         await engine.join(CHANNEL, ROWAN, "rowan", character="E\u0301lise")
         with pytest.raises(InvalidInput, match="Élise is already played by rowan"):

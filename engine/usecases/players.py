@@ -16,9 +16,9 @@ from engine.db.statements import first, scalar
 from engine.errors import InvalidInput, NoPlaythrough, NotFound, NotPlaying, StoryPaused
 from engine.results import InputReceipt, PlayerInfo
 from engine.state.setup import relationship_rows
-from engine.text import has_visible_text, without_controls
+from engine.text import has_visible_text, name_key, without_controls
 from engine.turns.script import NARRATOR
-from engine.usecases.base import EngineCore, find_key
+from engine.usecases.base import EngineCore
 
 MAX_NAME_CHARS = 40
 MAX_DESCRIPTION_CHARS = 300
@@ -135,11 +135,11 @@ class PlayerUseCases(EngineCore):
             suggested = {pc.key: pc for pc in story.player_characters}
             key: str | None = None
             same: m.Character | None = None  # someone's own character of this name
-            if character is not None and any(
-                character.strip().casefold() in (pc.key, pc.name.casefold())
-                for pc in suggested.values()
-            ):
-                key = find_key(character, {k: pc.name for k, pc in suggested.items()}, "character")
+            if character is not None:
+                wanted = name_key(character)
+                key = next(
+                    (k for k, pc in suggested.items() if wanted in (k, name_key(pc.name))), None
+                )
             if key is not None:
                 spec = suggested[key]
                 taken_by = await session.scalar(
@@ -162,7 +162,7 @@ class PlayerUseCases(EngineCore):
                     (
                         c
                         for c in characters.values()
-                        if name.casefold() in (c.name.casefold(), c.key.casefold())
+                        if name_key(name) in (name_key(c.name), name_key(c.key))
                     ),
                     None,
                 )
@@ -170,7 +170,7 @@ class PlayerUseCases(EngineCore):
                     raise InvalidInput(
                         f"{same.name} is a character of the story; pick another name."
                     )
-                if name.casefold() == NARRATOR.casefold():
+                if name_key(name) == name_key(NARRATOR):
                     # Its posts would look like the story's own narration.
                     raise InvalidInput(f"{NARRATOR} is the story's own voice; pick another name.")
                 if same is not None:
