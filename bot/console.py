@@ -208,7 +208,7 @@ class Console:
             if character is not None:
                 who = character if key == character.casefold() else f"{name} ({character})"
                 what = (
-                    "the story's own voice" if character == NARRATOR else "a character of the story"
+                    "the story's own voice" if character == NARRATOR else "the name of a character"
                 )
                 problem = f"{who} is {what}: pick another player name."
             if problem:
@@ -366,7 +366,7 @@ class Console:
     def _not_a_player(self, name: str, character: str) -> str:
         """Why `name: text` was not sent: `name` is a story character's, not a player's."""
         who = character if name.casefold() == character.casefold() else f"{name} ({character})"
-        what = "the story's own voice" if character == NARRATOR else "a character of the story"
+        what = "the story's own voice" if character == NARRATOR else "the name of a character"
         also = f"To write as {self.last_player}, leave out the name. " if self.last_player else ""
         return (
             f"! {who} is {what}, not a player: the line was not sent. {also}"

@@ -209,7 +209,7 @@ async def test_players_option_is_checked_whole_before_anybody_joins(
     out, err = await asyncio.wait_for(process.communicate(), WAIT)
     assert process.returncode == 1
     assert err.decode().splitlines()[-1] == (
-        "Error: --players: nobody joined. Mira is a character of the story: pick another player "
+        "Error: --players: nobody joined. Mira is the name of a character: pick another player "
         "name. '1x' is not a player name: 1 to 32 letters, digits, - or _, starting with a letter."
     )
     assert out.decode() == ""  # the story did not even start
@@ -225,7 +225,9 @@ async def test_players_option_is_checked_whole_before_anybody_joins(
     ]
     assert "! carl is listed more than once in --players: joined once." in lines
     # Continuing: who plays already is no problem; a story character still is (Bram's key).
-    with pytest.raises(EngineError, match=r"^--players: nobody joined\. Bram is a character"):
+    with pytest.raises(
+        EngineError, match=r"^--players: nobody joined\. Bram is the name of a character"
+    ):
         await play_lines(tmp_path, llm_server, "", players=("dora", "erin", "bram"))
     lines = await play_lines(tmp_path, llm_server, "", players=("dora", "erin"))
     assert [line for line in lines if " plays " in line] == [
@@ -301,7 +303,7 @@ async def test_character_names_are_not_new_players(tmp_path: Path, llm_server: L
     join = (
         "To join as a new player: /join NAME [CHARACTER] or /join NAME as CHARACTER: description."
     )
-    not_sent = "is a character of the story, not a player: the line was not sent."
+    not_sent = "is the name of a character, not a player: the line was not sent."
     assert f"! Mira {not_sent} {join}" in lines
     assert f"! Bram {not_sent} {join}" in lines
     assert f"! Rowan {not_sent} {join}" in lines
@@ -329,7 +331,7 @@ async def test_character_names_of_a_bundled_story(tmp_path: Path, llm_server: LL
         "\n"
     )
     lines = await play_lines(tmp_path, llm_server, script, story_text=story)
-    not_sent = "is a character of the story, not a player: the line was not sent."
+    not_sent = "is the name of a character, not a player: the line was not sent."
     assert any(line.startswith(f"! Corvin (Corvin Hale) {not_sent}") for line in lines)
     assert any(line.startswith(f"! corvin_hale (Corvin Hale) {not_sent}") for line in lines)
     assert any(line.startswith(f"! Surveyor (The Surveyor) {not_sent}") for line in lines)
