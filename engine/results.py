@@ -175,6 +175,8 @@ class ChangeView:
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"  # as stories write them
+    if isinstance(value, float):
+        return f"{value:.15g}"  # 1e+15 and 2.5, not 1000000000000000.0 or 2.5000000000000004
     return "(unset)" if value is None else str(value)
 
 

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from engine.results import ChangeView, RelationshipView
+from engine.results import ChangeView, FlagView, RelationshipView
+
+
+def test_numbers_read_as_written() -> None:
+    assert FlagView("big", 1e15, "director", 3).describe() == (
+        "big = 1e+15 (set by the director on turn 3)"
+    )
+    assert FlagView("gold", 12, "story", 0).describe() == (
+        "gold = 12 (set by the story before the first turn)"
+    )
+    assert ChangeView("flag", "ratio", 0.1, 0.1 + 0.2, "", "director").describe() == (
+        "flag ratio: 0.1 -> 0.3"
+    )
 
 
 def test_small_changes_do_not_read_as_zero() -> None:
