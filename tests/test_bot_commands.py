@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,13 @@ async def test_story_list_shows_titles_and_summaries(
         assert [c["name"] for c in suggested] == ["Rowan"]  # Ash is taken
 
 
+def retry_button(notice: Any) -> dict[str, Any]:
+    """The one button under a failed turn's notice."""
+    [row] = notice.message.components
+    [button] = row["components"]
+    return dict(button)
+
+
 async def test_failed_turn_says_so_with_a_retry_button_that_works(
     tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
 ) -> None:
@@ -53,8 +61,7 @@ async def test_failed_turn_says_so_with_a_retry_button_that_works(
         assert notice.message.content.endswith(
             "Your messages are kept. Press Retry or use /retry to try again."
         )
-        [row] = notice.message.components
-        [button] = row["components"]
+        button = retry_button(notice)
         assert button["label"] == "Retry"
         assert notice.message.allowed_mentions == {"parse": []}
         llm_server.reply("scene", "Mira: Come in, then.")
@@ -81,8 +88,7 @@ async def test_the_retry_button_of_a_turn_taken_back_does_nothing(
         )
         assert undone.original is not None
         calls = len(llm_server.calls("scene"))
-        [row] = notice.message.components
-        [button] = row["components"]
+        button = retry_button(notice)
         pressed = await discord_double.press_button(w.bob, notice.message, button["custom_id"])
         await eventually(lambda: "There is no failed turn" in w.reply_text(pressed))
         assert len(llm_server.calls("scene")) == calls  # turn 1 was not written again
