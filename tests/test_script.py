@@ -211,6 +211,33 @@ def test_control_characters_are_never_posted() -> None:
     ]
 
 
+def test_labels_hidden_by_invisible_characters_or_odd_line_ends_are_found() -> None:
+    posts, dropped = parse(
+        "\ufeffNarrator: Rain.\rMira：Hi.\u2028\u00a0Alice: I attack\r\n\u200bBram: Quiet."
+    )
+    assert posts == [
+        ScriptPost(NARRATOR, "Rain."),
+        ScriptPost(MIRA, "Hi."),
+        ScriptPost(BRAM, "Quiet."),
+    ]
+    assert dropped == ["Alice: I attack"]  # never posted for the player
+    # A lone \r at a chunk's end, then \n: one line end, not a blank line between.
+    parser, _ = stream("Mira: One.\r\nMira: Two.", [10, 11])
+    assert parser.posts == [ScriptPost(MIRA, "One.\n\nTwo.")]
+
+
+def test_long_stage_directions_and_bold_lines() -> None:
+    aside = "stepping forward, eyes on the stranger by the fire, sword half drawn, muttering"
+    posts, dropped = parse(f"Alice ({aside}): I attack.\n**Mira: Not here.**\n*Bram: hm*")
+    assert dropped == [f"Alice: ({aside}) I attack."]
+    assert posts == [ScriptPost(MIRA, "Not here."), ScriptPost(BRAM, "hm")]
+
+
+def test_reasoning_tags_of_other_names() -> None:
+    posts, _ = parse("<reasoning>\nBram: Help!\n</reasoning>\nNarrator: Rain.")
+    assert posts == [ScriptPost(NARRATOR, "Rain.")]
+
+
 def test_narration_without_labels_is_kept_whole() -> None:
     parser, events = stream("The rain stops.\n\nA bell rings.", [5, 17])
     assert parser.posts == [ScriptPost(NARRATOR, "The rain stops.\n\nA bell rings.")]
@@ -266,7 +293,7 @@ LINES = st.one_of(
 SCRIPTS = st.builds(
     lambda lines, newline, tail: newline.join(lines) + tail,
     st.lists(LINES, max_size=12),
-    st.sampled_from(["\n", "\r\n"]),
+    st.sampled_from(["\n", "\r\n", "\r", "\u2028"]),
     st.sampled_from(["", "\n", "\r\n"]),
 )
 

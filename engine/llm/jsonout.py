@@ -16,12 +16,12 @@ from typing import Any
 MAX_CHARS = 200_000
 MAX_ATTEMPTS = 50  # bounded work on hostile replies full of braces
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-_THINK = re.compile(r"<(think(?:ing)?)>.*?(?:</\1>|$)", re.DOTALL | re.IGNORECASE)
-_TAG = re.compile(r"<(/?)think(?:ing)?>", re.IGNORECASE)
+_THINK = re.compile(r"<(think(?:ing)?|reasoning)>.*?(?:</\1>|$)", re.DOTALL | re.IGNORECASE)
+_TAG = re.compile(r"<(/?)(?:think(?:ing)?|reasoning)>", re.IGNORECASE)
 
 
 def strip_reasoning(text: str) -> str:
-    """`text` without reasoning blocks (`<think>...</think>`, `<thinking>...</thinking>`,
+    """`text` without reasoning blocks (`<think>...</think>`, `<thinking>`, `<reasoning>`,
     or one left unclosed). A reply that starts inside a block (its server's chat template
     opened it) loses everything up to its lone closing tag."""
     first = _TAG.search(text)

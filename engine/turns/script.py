@@ -11,14 +11,15 @@ events while the text arrives: `PostStarted` when a post has its first visible t
 `TextAdded` deltas. The rules:
 
 - A line starts a new post when it begins with a known speaker label: the narrator's name, or
-  a non-player character's display name or key, case-insensitive, followed by a colon. The
+  a non-player character's display name or key, case-insensitive, followed by a colon (or a
+  fullwidth one). Spaces of any kind and invisible characters before it are ignored. The
   name may be wrapped in markdown bold or italics: `**Mira:**`, `**Mira**:`, `*Mira*:`,
-  `__Mira__:`, and carry a stage direction (`Mira (whispering):`, kept as the text's start:
-  "(whispering) ..."). A list, quote or heading line (`- Bram: room 3`, `### Bram:`) is
-  narration: a ledger or a carving, not Bram speaking.
-  Text after the label on the same line is the post's first text.
+  `__Mira__:` (a whole bold line, `**Mira: Hi.**`, loses its closing `**`), and carry a stage
+  direction (`Mira (whispering):`, kept as the text's start: "(whispering) ..."). A list,
+  quote or heading line (`- Bram: room 3`, `### Bram:`) is narration: a ledger or a carving,
+  not Bram speaking. Text after the label on the same line is the post's first text.
 - Text before any label belongs to the narrator.
-- Reasoning blocks (`<think>...</think>` or `<thinking>...</thinking>`, which reasoning
+- Reasoning blocks (`<think>...</think>`, `<thinking>` or `<reasoning>`, which reasoning
   models may write into the reply) are never posted; a line holding only reasoning is
   skipped. Some servers send the reply of a reasoning model without its opening tag (the
   chat template already holds it), so the reply starts with reasoning and a lone `</think>`
@@ -41,6 +42,8 @@ events while the text arrives: `PostStarted` when a post has its first visible t
   paragraph break ("\\n\\n"), and leading and trailing blank lines are not kept. A post is only
   started once it has visible text, so there are no empty posts.
 
+Lines end at \\n, \\r\\n, a lone \\r, U+2028 or U+2029.
+
 Streaming: chunks may split anywhere (mid-word, mid-label, between "\\r" and "\\n"). Only the
 current incomplete line (and, before the first label, the lines held back) is buffered; a
 line's text is emitted when the line completes, and `close()` flushes the last line.
@@ -59,9 +62,14 @@ from engine.text import without_controls
 
 NARRATOR = "Narrator"  # the narrator's label and name
 _MARKUP = r"(?:\*{1,3}|_{1,3})"
-_ASIDE = r"(?:\((?P<{}>[^()\n]{{1,60}})\))"  # `Mira (whispering):`
+_ASIDE = r"(?:\((?P<{}>[^()\n]{{1,200}})\))"  # `Mira (whispering):`
+# Before a label: spaces of any kind and invisible characters (a byte-order mark, a
+# zero-width space) that would hide it.
+_LEAD = r"[\s\u200b-\u200d\u2060\ufeff]*"
 # Reasoning models (served by Ollama, vLLM...) may put their thinking in the reply.
-_THINK_TAG = re.compile(r"<(?P<close>/?)think(?:ing)?>", re.IGNORECASE)
+_THINK_TAG = re.compile(r"<(?P<close>/?)(?:think(?:ing)?|reasoning)>", re.IGNORECASE)
+# Line ends: \r\n, a lone \r (old Mac style, some servers) and the Unicode separators.
+_LINE_ENDS = re.compile("\r\n?|\u2028|\u2029")
 
 
 def _after_tags(line: str, thinking: bool) -> tuple[bool, int | None, str]:
@@ -144,9 +152,9 @@ class ScriptParser:
         self._label_re = (
             re.compile(
                 # (no space after opening markup: `* Bram: scared` is a list item, not italics)
-                rf"[ \t]*(?P<open>{_MARKUP})?(?P<name>{alternatives})"
+                rf"{_LEAD}(?P<open>{_MARKUP})?(?P<name>{alternatives})"
                 rf"[ \t]*{_ASIDE.format('aside')}?[ \t]*(?P<close>{_MARKUP})?"
-                rf"[ \t]*{_ASIDE.format('aside2')}?[ \t]*:[ \t]*(?P<after>{_MARKUP})?",
+                rf"[ \t]*{_ASIDE.format('aside2')}?[ \t]*[:：][ \t]*(?P<after>{_MARKUP})?",
                 re.IGNORECASE,
             )
             if names
@@ -165,6 +173,7 @@ class ScriptParser:
         self._held: list[str] | None = []
         self._held_thinking = False
         self._unsure = False  # the first visible line was no label: hold on to the end
+        self._cr = False  # the last chunk ended with \r
         self._closed = False
 
     # --- public ------------------------------------------------------------------------
@@ -172,6 +181,11 @@ class ScriptParser:
     def feed(self, chunk: str) -> list[ScriptEvent]:
         """Take the next piece of the stream; returns the events of the lines it completed."""
         events: list[ScriptEvent] = []
+        if self._cr:  # a \r that ended the last chunk: with a \n now, it is one line end
+            chunk, self._cr = "\r" + chunk, False
+        if chunk.endswith("\r"):
+            chunk, self._cr = chunk[:-1], True
+        chunk = _LINE_ENDS.sub("\n", chunk)
         start = 0
         while True:
             end = chunk.find("\n", start)
@@ -230,7 +244,7 @@ class ScriptParser:
             self._parse(raw, events)
             return
         self._held_thinking, lone_close, outside = _after_tags(raw, self._held_thinking)
-        if not self._unsure and outside.strip():
+        if not self._unsure and any(c.isalnum() for c in outside):  # (not a `---` or `**`)
             # The first visible line decides: a label starts a script, streamed from here on;
             # anything else may be reasoning whose opening tag the server swallowed.
             if self._is_label(outside):
@@ -277,6 +291,8 @@ class ScriptParser:
                 rest_at = match.start("after")
             speaker, is_player = label
             rest = line[rest_at:].lstrip()
+            if opening and not match.group("close") and not after and rest.endswith(opening):
+                rest = rest[: -len(opening)].rstrip()  # `**Mira: Hello.**`: bold line
             aside = match.group("aside") or match.group("aside2")
             if aside:  # kept as the post's stage direction
                 rest = f"({aside.strip()}) {rest}".rstrip()
