@@ -25,8 +25,26 @@ def without_controls(text: str) -> str:
     return text.translate(_CONTROLS)
 
 
+# Marks that show nothing: the combining grapheme joiner and the variation selectors.
+_INVISIBLE_MARKS = frozenset(
+    ["\u034f", *map(chr, range(0xFE00, 0xFE10)), *map(chr, range(0xE0100, 0xE01F0))]
+)
+
+
+def clean_name(name: str) -> str:
+    """A character's name as it is stored and matched: compatibility-normalized (NFKC:
+    `ℌilda` is `Hilda`, fullwidth `Ｍｉｒａ` is `Mira`), without what shows nothing (format
+    characters such as zero-width spaces, variation selectors, blank letters), spaces
+    collapsed. The model writes the plain form, so the plain form must be the name."""
+    normal = unicodedata.normalize("NFKC", without_controls(name))
+    kept = (
+        c
+        for c in normal
+        if unicodedata.category(c) != "Cf" and c not in _INVISIBLE_MARKS and c not in _BLANK_LETTERS
+    )
+    return " ".join("".join(kept).split())
+
+
 def name_key(name: str) -> str:
-    """What two names must not share: compatibility-normalized, casefolded, without format
-    characters (`Mi\u200bra` and fullwidth `Ｍｉｒａ` read as `Mira`, and would pass for her)."""
-    folded = unicodedata.normalize("NFKC", name).casefold()
-    return "".join(c for c in folded if unicodedata.category(c) != "Cf").strip()
+    """What two names must not share: the clean name, casefolded."""
+    return clean_name(name).casefold()

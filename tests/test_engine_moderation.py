@@ -70,7 +70,11 @@ async def test_a_character_name_belongs_to_one_character(
         # Lookalikes too: a zero-width space inside, fullwidth letters.
         with pytest.raises(InvalidInput, match="Mira is a character of the story"):
             await engine.join(CHANNEL, ROWAN, "rowan", character="Mi\u200bra")
-        for lookalike in ("tilde", "\uff34\uff49\uff4c\uff44\uff45"):
+        # ...and invisible marks: a variation selector, a grapheme joiner, a blank letter.
+        for hidden in ("Mira\ufe0f", "Mi\u034fra", "Mira\u3164"):
+            with pytest.raises(InvalidInput, match="Mira is a character of the story"):
+                await engine.join(CHANNEL, ROWAN, "rowan", character=hidden)
+        for lookalike in ("tilde", "\uff34\uff49\uff4c\uff44\uff45", "Tilde\ufe0f"):
             with pytest.raises(InvalidInput, match="Tilde is already played by ashley"):
                 await engine.join(CHANNEL, ROWAN, "rowan", character=lookalike)
         # "Élise" typed with a combining accent is the same name as the one-letter "É" form.
@@ -80,6 +84,10 @@ async def test_a_character_name_belongs_to_one_character(
         for blank in ("\u3164", "\u2800\u2800", "\u200b"):
             with pytest.raises(InvalidInput, match="needs 1 to 40 characters"):
                 await engine.join(CHANNEL, dana, "dana", character=blank)
+        # The name is kept as the model will write it, so its lines are known as a player's.
+        hilda = await engine.join(CHANNEL, dana, "dana", character="\u210cilda\u200b")
+        assert hilda.character_name == "Hilda"
+        await engine.leave(CHANNEL, dana)
         # A character nobody plays any more is taken up again, not doubled.
         await engine.leave(CHANNEL, ASH)
         again = await engine.join(CHANNEL, dana, "dana", character="Tilde")

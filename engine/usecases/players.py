@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 from sqlalchemy import BigInteger, Text, bindparam, insert, literal, select
@@ -16,7 +15,7 @@ from engine.db.statements import first, scalar
 from engine.errors import InvalidInput, NoPlaythrough, NotFound, NotPlaying, StoryPaused
 from engine.results import InputReceipt, PlayerInfo
 from engine.state.setup import relationship_rows
-from engine.text import has_visible_text, name_key, without_controls
+from engine.text import clean_name, has_visible_text, name_key, without_controls
 from engine.turns.script import NARRATOR
 from engine.usecases.base import EngineCore
 
@@ -101,8 +100,9 @@ class PlayerUseCases(EngineCore):
         description: str = "",
     ) -> PlayerInfo:
         """Join with a suggested character (key or name) or a new one of your own."""
-        # NFC: "É" typed as E + combining accent is the same name as the one-letter "É".
-        name = without_controls(unicodedata.normalize("NFC", character or display_name)).strip()
+        # As the model will write it: "É" typed as E + a combining accent is the one-letter
+        # "É", `ℌilda` is `Hilda`, and nothing invisible stays in it.
+        name = clean_name(character or display_name)
         description = without_controls(description).strip()
         if not has_visible_text(name) or len(name) > MAX_NAME_CHARS:
             raise InvalidInput(f"A character name needs 1 to {MAX_NAME_CHARS} characters.")
