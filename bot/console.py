@@ -58,6 +58,7 @@ JOIN_USAGE = (
     "suggested one) or /join NAME as CHARACTER NAME: description (one of your own)."
 )
 OUT_OF_CHARACTER_NOTICE = "! Out of character: not sent to the story."
+STOPPED_BEFORE_OPENING = "! Stopping before the story opened: no input was read, none is kept."
 # The commands without arguments, and what they do (said when one is given arguments).
 NO_ARGUMENTS = {
     "look": "it describes the scene",
@@ -528,11 +529,15 @@ async def play(
     stdout: TextIO = sys.stdout,
 ) -> int:
     interactive = stdin.isatty()
-    catalog, story_key = await _catalog_for(settings, story)
     sink = ConsoleSink(stdout)
-    engine = await build_engine(
-        settings, sink, catalog=catalog, database_url=database_url, collect_window_seconds=0.0
-    )
+    try:
+        catalog, story_key = await _catalog_for(settings, story)
+        engine = await build_engine(
+            settings, sink, catalog=catalog, database_url=database_url, collect_window_seconds=0.0
+        )
+    except asyncio.CancelledError:
+        sink.say(STOPPED_BEFORE_OPENING)
+        raise
     console = Console(engine, sink, story_key, interactive)
     interrupted = False
     lines: asyncio.Queue[str | None] | None = None
@@ -558,7 +563,10 @@ async def play(
         interrupted = True
         if interactive:
             stdout.write("\n")  # after the `^C` the terminal echoed
-        sink.say(console.interrupted(_unread(lines)))
+        if lines is None:  # (still opening the story: joining --players)
+            sink.say(STOPPED_BEFORE_OPENING)
+        else:
+            sink.say(console.interrupted(_unread(lines)))
         raise
     finally:
         await close_engine(engine, cancel_running=interrupted)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bot import console
 from bot.console import play
 from engine.errors import EngineError
 from engine.results import ChangeView
@@ -61,6 +62,18 @@ async def start_play(
     )
 
 
+def console_settings(server: LLMDouble, **settings: Any) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        openai_base_url=server.base_url,
+        llm_model="double",
+        llm_json_mode="json_schema",
+        llm_max_retries=0,
+        llm_deadline=30.0,
+        **settings,
+    )
+
+
 async def play_lines(
     tmp_path: Path,
     server: LLMDouble,
@@ -72,19 +85,18 @@ async def play_lines(
     """The output lines of `bot play` run in this process (faster than a new one)."""
     story = tmp_path / "inn.toml"
     story.write_text(story_text)
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        openai_base_url=server.base_url,
-        llm_model="double",
-        llm_json_mode="json_schema",
-        llm_max_retries=0,
-        llm_deadline=30.0,
-        **settings,
-    )
     out = io.StringIO()
     url = f"sqlite+aiosqlite:///{tmp_path / 'game.db'}"
     code = await asyncio.wait_for(
-        play(settings, str(story), list(players), url, io.StringIO(script), out), WAIT
+        play(
+            console_settings(server, **settings),
+            str(story),
+            list(players),
+            url,
+            io.StringIO(script),
+            out,
+        ),
+        WAIT,
     )
     assert code == 0
     return out.getvalue().splitlines()
@@ -232,6 +244,30 @@ async def test_players_option_is_checked_whole_before_anybody_joins(
     lines = await play_lines(tmp_path, llm_server, "", players=("dora", "erin"))
     assert [line for line in lines if " plays " in line] == [
         "! erin plays Erin (their own character: every suggested one is taken)"
+    ]
+
+
+async def test_ctrl_c_while_the_story_opens_says_nothing_was_read(
+    tmp_path: Path, llm_server: LLMDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opening = asyncio.Event()
+
+    async def slow_build(*args: Any, **kwargs: Any) -> Any:
+        opening.set()
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(console, "build_engine", slow_build)
+    story = tmp_path / "inn.toml"
+    story.write_text(TEST_STORY)
+    out = io.StringIO()
+    settings = console_settings(llm_server)
+    task = asyncio.create_task(play(settings, str(story), [], None, io.StringIO("a: hi\n"), out))
+    await asyncio.wait_for(opening.wait(), WAIT)
+    task.cancel()  # what Ctrl-C does to the command
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert out.getvalue().splitlines() == [
+        "! Stopping before the story opened: no input was read, none is kept."
     ]
 
 
