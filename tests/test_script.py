@@ -228,9 +228,16 @@ def test_labels_hidden_by_invisible_characters_or_odd_line_ends_are_found() -> N
 
 def test_long_stage_directions_and_bold_lines() -> None:
     aside = "stepping forward, eyes on the stranger by the fire, sword half drawn, muttering"
-    posts, dropped = parse(f"Alice ({aside}): I attack.\n**Mira: Not here.**\n*Bram: hm*")
+    posts, dropped = parse(
+        f"Alice ({aside}): I attack.\n**Mira: Not here.**\n*Bram: hm*\n"
+        "**Mira (softly)** (sadly): Go."
+    )
     assert dropped == [f"Alice: ({aside}) I attack."]
-    assert posts == [ScriptPost(MIRA, "Not here."), ScriptPost(BRAM, "hm")]
+    assert posts == [
+        ScriptPost(MIRA, "Not here."),
+        ScriptPost(BRAM, "hm"),
+        ScriptPost(MIRA, "(softly) (sadly) Go."),
+    ]
 
 
 def test_reasoning_tags_of_other_names() -> None:

@@ -293,9 +293,9 @@ class ScriptParser:
             rest = line[rest_at:].lstrip()
             if opening and not match.group("close") and not after and rest.endswith(opening):
                 rest = rest[: -len(opening)].rstrip()  # `**Mira: Hello.**`: bold line
-            aside = match.group("aside") or match.group("aside2")
-            if aside:  # kept as the post's stage direction
-                rest = f"({aside.strip()}) {rest}".rstrip()
+            asides = [a.strip() for a in match.group("aside", "aside2") if a]
+            if asides:  # kept as the post's stage directions
+                rest = " ".join([*(f"({a})" for a in asides), rest]).rstrip()
             if is_player:
                 self._current = None
                 self._dropping = True
