@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Letters that render as nothing: Hangul fillers, the blank braille pattern. Python counts
@@ -17,12 +18,12 @@ def has_visible_text(text: str) -> bool:
 
 # C0 controls but tab and newline, DEL and C1: a terminal runs some of them (`\x1b[2J` clears
 # the screen), and no chat text needs them.
-_CONTROLS = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)])
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def without_controls(text: str) -> str:
     """`text` without control characters, tab and newline kept."""
-    return text.translate(_CONTROLS)
+    return _CONTROL.sub("", text) if _CONTROL.search(text) else text
 
 
 # Marks that show nothing: the combining grapheme joiner and the variation selectors.

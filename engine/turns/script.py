@@ -185,7 +185,8 @@ class ScriptParser:
             chunk, self._cr = "\r" + chunk, False
         if chunk.endswith("\r"):
             chunk, self._cr = chunk[:-1], True
-        chunk = _LINE_ENDS.sub("\n", chunk)
+        if "\r" in chunk or "\u2028" in chunk or "\u2029" in chunk:
+            chunk = _LINE_ENDS.sub("\n", chunk)
         start = 0
         while True:
             end = chunk.find("\n", start)
