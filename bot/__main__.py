@@ -22,6 +22,7 @@ from engine.db.database import create_engine
 from engine.db.migrate import upgrade_to_head
 from engine.settings import Settings, SettingsError, load_settings
 from engine.stories import StoryError, find_story_files, load_story
+from engine.text import without_controls
 
 log = logging.getLogger("dreamwalkers")
 
@@ -111,10 +112,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except StoryError as error:
             problems.extend(error.problems)
     for line in summaries:
-        print(line)
+        print(without_controls(line))
     if problems:
         for line in problems:
-            print(line, file=sys.stderr)
+            print(without_controls(line), file=sys.stderr)
         count = len(problems)
         print(f"{count} problem{'s' if count != 1 else ''} found.", file=sys.stderr)
         return EXIT_FAILED
@@ -206,10 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except SettingsError as error:
-        print(f"Configuration error: {error}", file=sys.stderr)
+        # (without control characters: a story file or a name could hold escape sequences)
+        print(f"Configuration error: {without_controls(str(error))}", file=sys.stderr)
         return EXIT_CONFIG
     except CommandFailed as error:
-        print(f"Error: {error}", file=sys.stderr)
+        print(f"Error: {without_controls(str(error))}", file=sys.stderr)
         return error.code
     except KeyboardInterrupt:
         return 130

@@ -142,6 +142,14 @@ def test_validate_broken_file_names_file_and_field(
     assert "Traceback" not in result.stderr
 
 
+def test_errors_print_no_escape_sequences(tmp_path: Path) -> None:
+    # A story file name (or its fields) could hold what a terminal would run.
+    result = run_cli("validate", "no\x1b[2Jwhere.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "\x1b" not in result.stderr
+    assert "no[2Jwhere.toml: no such file or folder" in result.stderr
+
+
 def test_validate_missing_path(tmp_path: Path) -> None:
     result = run_cli("validate", "nowhere.toml", cwd=tmp_path)
     assert result.returncode == 1
