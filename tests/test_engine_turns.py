@@ -262,6 +262,39 @@ async def test_undo_restores_every_value_exactly(
         assert [p.text for p in (await engine.recap(CHANNEL)).recent][-1] != "I demand a room."
 
 
+async def test_undo_keeps_what_a_moderator_changed_after_the_turn(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    llm_server.reply(
+        "director",
+        director(
+            relationships=[
+                {"source": "mira", "target": "ash", "trust": 0.1},
+                {"source": "vesna", "target": "ash", "familiarity": 0.2},  # they meet here
+            ],
+            flags=[{"name": "storm_worse", "value": 2}, {"name": "door_open", "value": True}],
+            scene={"weather": "hail"},
+        ),
+    )
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await begin(engine, (ASH_USER, "ash"))
+        await turn(engine, ASH_USER, "I tell the storm to get worse.")
+        await engine.set_flag(CHANNEL, MOD, "storm_worse", 5)
+        await engine.set_relationship(CHANNEL, MOD, "mira", "ash", trust=0.9)
+        await engine.set_relationship(CHANNEL, MOD, "vesna", "ash", trust=0.8)
+        await engine.set_scene(CHANNEL, MOD, weather="calm")
+        assert await engine.undo(CHANNEL) == 1
+        flags = {f.name: f.value for f in await engine.flags(CHANNEL)}
+        assert flags["storm_worse"] == 5  # the moderator's, not deleted with the turn's
+        assert flags["door_open"] is False  # the turn's own change is undone
+        rels = {(r.source_key, r.target_key): r for r in await engine.relationships(CHANNEL)}
+        assert rels["mira", "ash"].trust == 0.9
+        assert (rels["vesna", "ash"].trust, rels["vesna", "ash"].familiarity) == (0.8, 0.0)
+        assert (await engine.scene(CHANNEL)).weather == "calm"
+        log = [e.summary for e in await engine.event_log(CHANNEL)]
+        assert any(s.startswith("undo kept newer values: ") for s in log)
+
+
 async def test_retry_replaces_the_last_turn(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:

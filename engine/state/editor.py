@@ -215,18 +215,32 @@ class StateEditor:
         self.changes.append(view)
         return view
 
-    async def revert_turn(self, turn_id: int) -> int:
-        """Undo every change of a turn, newest first; returns how many were reverted."""
+    async def revert_turn(self, turn_id: int) -> list[str]:
+        """Undo every change of a turn, newest first. A value changed again since (by a
+        moderator, mostly) keeps its newer value, as does a relationship row that holds
+        values set since; returns those kept, as "kind target"."""
         rows = await self.runner.all(_turn_changes, turn=turn_id)
         await self.save()
+        kept: list[str] = []
         for _, kind, target, before, after in rows:
             if kind == "knowledge":
                 await self._forget(target, after)
+                continue
+            now = _shown(kind, await self.get(kind, target))
+            changed_since = not _still(kind, now, _shown(kind, after))
+            if changed_since or (
+                kind == "relationship" and before is None and await self._has_values(target)
+            ):
+                kept.append(f"{kind} {target}")
             else:
                 await self._write(kind, target, before)
         await self.rows.flush()
         await self.runner.run_many(_mark_reverted, [{"change_id": row[0]} for row in rows])
-        return len(rows)
+        return kept
+
+    async def _has_values(self, pair: str) -> bool:
+        """Whether a relationship holds anything but the values it was created with."""
+        return any([await self.get(field, pair) != 0.0 for field in RELATIONSHIP_FIELDS])
 
     def _stored(self, kind: str, value: Any, before: Any, actor: str) -> Any:
         """What a Change stores: flags and progress keep who/when, so undo is exact."""
@@ -458,6 +472,14 @@ def _progress_fields(value: dict[str, Any]) -> dict[str, Any]:
 def _same(shown: Any, value: Any) -> bool:
     """Equal and of one type: a flag set to 1 is not one set to True."""
     return bool(shown == value) and type(shown) is type(value)
+
+
+def _still(kind: str, current: Any, value: Any) -> bool:
+    """Whether `current` is still the `value` a change left (numbers by value: JSON may
+    give back 1 for 1.0)."""
+    if kind in RELATIONSHIP_FIELDS and current is not None and value is not None:
+        return float(current) == float(value)
+    return _same(current, value)
 
 
 def _shown(kind: str, stored: Any) -> Any:

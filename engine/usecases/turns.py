@@ -131,7 +131,9 @@ class TurnUseCases(TurnPipeline):
         self, session: AsyncSession, pt: m.Playthrough, turn: m.Turn
     ) -> list[ChangeView]:
         editor = self._editor(session, pt, actor="undo")
-        await editor.revert_turn(turn.id)
+        kept = await editor.revert_turn(turn.id)
+        if kept:  # changed again after the turn: the newer values stay
+            self._log_event(session, pt, "edit", f"undo kept newer values: {', '.join(kept)}", {})
         pt.turn_count -= 1
         await session.execute(
             delete(m.Memory).where(
