@@ -113,6 +113,19 @@ async def test_an_arc_that_completes_early_skips_its_open_episodes(
         assert "cellar_reached" not in flags  # the skipped episode's flags are not set
 
 
+async def test_setting_the_scene_where_it_is_brings_nobody_back(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.character_leave(CHANNEL, MOD, "vesna")
+        changes = await engine.set_scene(CHANNEL, MOD, location="hall", weather="rain")
+        assert [c.describe() for c in changes] == [
+            "scene weather: storm -> rain: set by a moderator"
+        ]
+        assert "Vesna" not in {c.name for c in (await engine.scene(CHANNEL)).present}
+
+
 async def test_moderator_actions_are_changes_with_the_moderator_in_the_log(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:

@@ -120,14 +120,15 @@ class ModerationUseCases(EngineCore):
             if location is not None:
                 names = {k: loc.name for k, loc in state.locations.items()}
                 key = find_key(location, names, "location")
-                await editor.set("scene", "location", key, "moved by a moderator")
                 # Characters who are present move along with the scene; those already
-                # there join it.
-                for c in state.present_characters():
-                    await editor.set("location", c.key, key, "moved with the scene")
-                for c in state.characters.values():
-                    if not c.present and not c.is_player and c.location_key == key:
-                        await editor.set("present", c.key, True, "was already there")
+                # there join it. The same place again is no move: who left stays out.
+                if key != state.scene_location:
+                    await editor.set("scene", "location", key, "moved by a moderator")
+                    for c in state.present_characters():
+                        await editor.set("location", c.key, key, "moved with the scene")
+                    for c in state.characters.values():
+                        if not c.present and not c.is_player and c.location_key == key:
+                            await editor.set("present", c.key, True, "was already there")
             for field, value in texts.items():
                 if value is not None:
                     await editor.set("scene", field, value.strip(), "set by a moderator")
