@@ -126,6 +126,30 @@ async def test_setting_the_scene_where_it_is_brings_nobody_back(
         assert "Vesna" not in {c.name for c in (await engine.scene(CHANNEL)).present}
 
 
+async def test_moderator_values_are_checked_like_the_directors(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        with pytest.raises(InvalidInput, match="finite"):
+            await engine.set_flag(CHANNEL, MOD, "odds", float("nan"))
+        with pytest.raises(InvalidInput, match="1 to 200 characters"):
+            await engine.set_flag(CHANNEL, MOD, "note", "x" * 201)
+        with pytest.raises(InvalidInput, match="trust must be between"):
+            await engine.set_relationship(CHANNEL, MOD, "mira", "vesna", trust=True)
+        await engine.set_flag(CHANNEL, MOD, "  spaced  ", "a\x1b[31m red\nnote")
+        assert {f.name: f.value for f in await engine.flags(CHANNEL)}["spaced"] == "a[31m red note"
+        await engine.unset_flag(CHANNEL, MOD, " spaced ")  # trimmed as set_flag trims
+        await engine.set_scene(CHANNEL, MOD, tone="dark\n\x1b[31mred")
+        assert (await engine.scene(CHANNEL)).tone == "dark [31mred"
+        await engine.set_flag(CHANNEL, MOD, "door_open", True)  # completes The Cellar Door
+        await engine.set_flag(CHANNEL, MOD, "cellar_reached", True)
+        with pytest.raises(InvalidInput, match="The Cellar Door is already completed"):
+            await engine.complete_episode(CHANNEL, MOD, "escape", "the_door")
+        flags = {f.name: f.value for f in await engine.flags(CHANNEL)}
+        assert flags["cellar_reached"] is True  # not set back by completing it again
+
+
 async def test_moderator_actions_are_changes_with_the_moderator_in_the_log(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:

@@ -4,6 +4,7 @@ in the event log, and is followed by arc progression (a flag set by hand can ope
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Awaitable, Callable
 
@@ -14,6 +15,8 @@ from engine.state.editor import RELATIONSHIP_FIELDS, StateEditor
 from engine.state.naming import named_changes
 from engine.state.snapshot import Snapshot
 from engine.stories.schema import AFFECTION_RANGE, FAMILIARITY_RANGE, KEY_PATTERN, TRUST_RANGE
+from engine.text import without_controls
+from engine.turns.director import MAX_FLAG_TEXT
 from engine.usecases.base import EngineCore, find_key
 
 RANGES = {"trust": TRUST_RANGE, "affection": AFFECTION_RANGE, "familiarity": FAMILIARITY_RANGE}
@@ -51,6 +54,12 @@ class ModerationUseCases(EngineCore):
                 "A flag name uses lowercase letters, digits and underscores, starting with a "
                 "letter (for example `gate_open`)."
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput("A flag's number must be finite.")
+        if isinstance(value, str):
+            value = " ".join(without_controls(value).split())
+            if not 0 < len(value) <= MAX_FLAG_TEXT:
+                raise InvalidInput(f"A flag's text needs 1 to {MAX_FLAG_TEXT} characters.")
 
         async def edit(editor: StateEditor, state: Snapshot) -> None:
             await editor.set("flag", name, value, "set by a moderator")
@@ -58,6 +67,8 @@ class ModerationUseCases(EngineCore):
         return await self._moderate(channel_id, moderator_id, f"flag {name} = {value!r}", edit)
 
     async def unset_flag(self, channel_id: int, moderator_id: int, name: str) -> list[ChangeView]:
+        name = name.strip()
+
         async def edit(editor: StateEditor, state: Snapshot) -> None:
             if name not in state.flags:
                 raise NotFound(
@@ -81,7 +92,7 @@ class ModerationUseCases(EngineCore):
         values = {"trust": trust, "affection": affection, "familiarity": familiarity}
         for field, value in values.items():
             low, high = RANGES[field]
-            if value is not None and not low <= value <= high:
+            if isinstance(value, bool) or (value is not None and not low <= value <= high):
                 raise InvalidInput(f"{field} must be between {low:g} and {high:g}.")
         if all(v is None for v in values.values()):
             raise InvalidInput("Give at least one of trust, affection or familiarity.")
@@ -113,8 +124,10 @@ class ModerationUseCases(EngineCore):
     ) -> list[ChangeView]:
         texts = {"time_of_day": time_of_day, "weather": weather, "tone": tone}
         for field, value in texts.items():
-            if value is not None and not 0 < len(value.strip()) <= 100:
-                raise InvalidInput(f"{field.replace('_', ' ')} needs 1 to 100 characters.")
+            if value is not None:
+                value = texts[field] = " ".join(without_controls(value).split())
+                if not 0 < len(value) <= 100:
+                    raise InvalidInput(f"{field.replace('_', ' ')} needs 1 to 100 characters.")
 
         async def edit(editor: StateEditor, state: Snapshot) -> None:
             if location is not None:
@@ -179,6 +192,10 @@ class ModerationUseCases(EngineCore):
             arc_key = find_key(arc, {k: a.title for k, a in arcs.items()}, "arc")
             episodes = {e.key: e for e in arcs[arc_key].episodes}
             ep_key = find_key(episode, {k: e.title for k, e in episodes.items()}, "episode")
+            if state.arcs[arc_key].episodes.get(ep_key, "locked") == status:
+                # (completing it again would set its flags again, over newer values)
+                title = f"{arcs[arc_key].title} / {episodes[ep_key].title}"
+                raise InvalidInput(f"{title} is already {status}.")
             if state.arcs[arc_key].status != "active":
                 await editor.set("arc", arc_key, "active", "by a moderator")
             await editor.set("episode", f"{arc_key}/{ep_key}", status, "by a moderator")
