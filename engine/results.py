@@ -214,6 +214,7 @@ class EventView:
     kind: str
     summary: str
     turn_number: int | None
+    user_id: int | None = None  # who did it (a moderator's edit, a player's undo)
 
 
 @dataclass(frozen=True)

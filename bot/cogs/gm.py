@@ -203,7 +203,10 @@ class GameMaster(commands.GroupCog, group_name="gm"):
         channel, _ = self._ids(interaction)
         events = await self.engine.event_log(channel, limit=15)
         lines = [
-            f"[{e.kind}]" + (f" turn {e.turn_number}" if e.turn_number else "") + f" {e.summary}"
+            f"[{e.kind}]"
+            + (f" turn {e.turn_number}" if e.turn_number else "")
+            + f" {e.summary}"
+            + (f" (by <@{e.user_id}>)" if e.user_id else "")  # shown as a name, never a ping
             for e in events
         ]
         await interaction.response.send_message(

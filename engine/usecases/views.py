@@ -170,7 +170,10 @@ class ViewUseCases(EngineCore):
                 .order_by(m.EventLog.id.desc())
                 .limit(limit)
             )
-            return [EventView(e.kind, e.summary, number) for e, number in rows]
+            return [
+                EventView(e.kind, e.summary, number, (e.data or {}).get("user_id"))
+                for e, number in rows
+            ]
 
 
 def _episode_status(progress: ArcProgress | None, episode: str) -> str:
