@@ -148,6 +148,12 @@ async def test_moderator_values_are_checked_like_the_directors(
             await engine.complete_episode(CHANNEL, MOD, "escape", "the_door")
         flags = {f.name: f.value for f in await engine.flags(CHANNEL)}
         assert flags["cellar_reached"] is True  # not set back by completing it again
+        log_size = len(await engine.event_log(CHANNEL, limit=100))
+        with pytest.raises(InvalidInput, match="Nothing to change"):
+            await engine.set_flag(CHANNEL, MOD, "cellar_reached", True)
+        with pytest.raises(InvalidInput, match="Nothing to change"):
+            await engine.set_scene(CHANNEL, MOD, location="hall")
+        assert len(await engine.event_log(CHANNEL, limit=100)) == log_size  # nothing logged
 
 
 async def test_moderator_actions_are_changes_with_the_moderator_in_the_log(

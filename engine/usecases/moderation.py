@@ -33,6 +33,8 @@ class ModerationUseCases(EngineCore):
             state, version = await self._versioned_snapshot(session, pt)
             editor = self._editor(session, pt, actor="moderator", user_id=moderator_id)
             await edit(editor, state)
+            if not editor.changes:  # (the write is dropped: nothing to log either)
+                raise InvalidInput("Nothing to change: it is that way already.")
             await advance_arcs(editor, state, "after a moderator edit")
             await editor.save()
             self._log_event(
