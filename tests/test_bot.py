@@ -155,7 +155,8 @@ async def test_moderators_and_everyone_else(
         shown = "door\\_open = true (set by a moderator before the first turn)"
         assert shown in w.reply_text(listed)
         log = await w.command(w.mod, "gm", {}, "log")
-        assert f"flag door_open = True (by <@{w.mod.id}>)" in w.reply_text(log)
+        assert "flag door\\_open: false -> true: set by a moderator" in w.reply_text(log)
+        assert f"(by <@{w.mod.id}>)" in w.reply_text(log)
         attempts: list[tuple[str, dict[str, Any]]] = [
             ("flag set", {"name": "x", "value": "1"}),
             ("flag unset", {"name": "door_open"}),

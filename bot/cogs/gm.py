@@ -205,7 +205,7 @@ class GameMaster(commands.GroupCog, group_name="gm"):
         lines = [
             f"[{e.kind}]"
             + (f" turn {e.turn_number}" if e.turn_number else "")
-            + f" {e.summary}"
+            + f" {discord.utils.escape_markdown(e.summary)}"
             + (f" (by <@{e.user_id}>)" if e.user_id else "")  # shown as a name, never a ping
             for e in events
         ]

@@ -19,15 +19,16 @@ from engine.text import without_controls
 from engine.turns.director import MAX_FLAG_TEXT
 from engine.usecases.base import EngineCore, find_key
 
+MAX_SUMMARY = 300  # an event log line; every change is in its data
 RANGES = {"trust": TRUST_RANGE, "affection": AFFECTION_RANGE, "familiarity": FAMILIARITY_RANGE}
 SCENE_TEXT_FIELDS = ("time_of_day", "weather", "tone")
 Edit = Callable[[StateEditor, Snapshot], Awaitable[None]]
 
 
 class ModerationUseCases(EngineCore):
-    async def _moderate(
-        self, channel_id: int, moderator_id: int, summary: str, edit: Edit
-    ) -> list[ChangeView]:
+    async def _moderate(self, channel_id: int, moderator_id: int, edit: Edit) -> list[ChangeView]:
+        """Run `edit` and the arc transitions it allows in one transaction; the event log
+        gets the changes with the story's names (`Mira -> Vesna`, not what was typed)."""
         async with self.db.write() as session:
             pt = await self._playthrough(session, channel_id)
             state, version = await self._versioned_snapshot(session, pt)
@@ -37,15 +38,16 @@ class ModerationUseCases(EngineCore):
                 raise InvalidInput("Nothing to change: it is that way already.")
             await advance_arcs(editor, state, "after a moderator edit")
             await editor.save()
+            changes = list(named_changes(editor.changes, state.story))
+            lines = [c.describe() for c in changes]
+            summary = "; ".join(lines)
+            if len(summary) > MAX_SUMMARY:
+                summary = summary[: MAX_SUMMARY - 1] + "…"
             self._log_event(
-                session,
-                pt,
-                "edit",
-                summary,
-                {"user_id": moderator_id, "changes": [c.describe() for c in editor.changes]},
+                session, pt, "edit", summary, {"user_id": moderator_id, "changes": lines}
             )
         self.states.put(state, version)
-        return list(named_changes(editor.changes, state.story))
+        return changes
 
     async def set_flag(
         self, channel_id: int, moderator_id: int, name: str, value: FlagValue
@@ -66,7 +68,7 @@ class ModerationUseCases(EngineCore):
         async def edit(editor: StateEditor, state: Snapshot) -> None:
             await editor.set("flag", name, value, "set by a moderator")
 
-        return await self._moderate(channel_id, moderator_id, f"flag {name} = {value!r}", edit)
+        return await self._moderate(channel_id, moderator_id, edit)
 
     async def unset_flag(self, channel_id: int, moderator_id: int, name: str) -> list[ChangeView]:
         name = name.strip()
@@ -78,7 +80,7 @@ class ModerationUseCases(EngineCore):
                 )
             await editor.set("flag", name, None, "unset by a moderator")
 
-        return await self._moderate(channel_id, moderator_id, f"flag {name} unset", edit)
+        return await self._moderate(channel_id, moderator_id, edit)
 
     async def set_relationship(
         self,
@@ -110,9 +112,7 @@ class ModerationUseCases(EngineCore):
                 if value is not None:
                     await editor.set(field, f"{a}->{b}", float(value), "set by a moderator")
 
-        return await self._moderate(
-            channel_id, moderator_id, f"relationship {source} -> {target} set", edit
-        )
+        return await self._moderate(channel_id, moderator_id, edit)
 
     async def set_scene(
         self,
@@ -148,7 +148,7 @@ class ModerationUseCases(EngineCore):
                 if value is not None:
                     await editor.set("scene", field, value.strip(), "set by a moderator")
 
-        return await self._moderate(channel_id, moderator_id, "scene changed", edit)
+        return await self._moderate(channel_id, moderator_id, edit)
 
     async def character_enter(
         self, channel_id: int, moderator_id: int, character: str
@@ -173,8 +173,7 @@ class ModerationUseCases(EngineCore):
             if present and state.scene_location:
                 await editor.set("location", key, state.scene_location, "joined the scene")
 
-        verb = "enters" if present else "leaves"
-        return await self._moderate(channel_id, moderator_id, f"{character} {verb}", edit)
+        return await self._moderate(channel_id, moderator_id, edit)
 
     async def complete_episode(
         self, channel_id: int, moderator_id: int, arc: str, episode: str
@@ -205,6 +204,4 @@ class ModerationUseCases(EngineCore):
                 for name, value in episodes[ep_key].sets_flags.items():
                     await editor.set("flag", name, value, "episode completed by a moderator")
 
-        return await self._moderate(
-            channel_id, moderator_id, f"episode {arc}/{episode} {status}", edit
-        )
+        return await self._moderate(channel_id, moderator_id, edit)
