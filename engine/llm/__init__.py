@@ -12,11 +12,12 @@ Failures are `LLMError` subclasses whose text is safe to show to players.
 from engine.llm.config import JsonMode, LLMConfig
 from engine.llm.errors import LLMBadOutput, LLMError, LLMRefused, LLMTimeout, LLMUnavailable
 from engine.llm.gateway import PURPOSE_HEADER, LLMGateway, Messages
-from engine.llm.jsonout import extract_json_object, strip_reasoning
+from engine.llm.jsonout import REASONING_TAG, extract_json_object, strip_reasoning
 from engine.llm.tokens import estimate_messages_tokens, estimate_tokens
 
 __all__ = [
     "PURPOSE_HEADER",
+    "REASONING_TAG",
     "JsonMode",
     "LLMBadOutput",
     "LLMConfig",

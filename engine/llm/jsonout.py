@@ -17,15 +17,16 @@ MAX_CHARS = 200_000
 MAX_ATTEMPTS = 50  # bounded work on hostile replies full of braces
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _THINK = re.compile(r"<(think(?:ing)?|reasoning)>.*?(?:</\1>|$)", re.DOTALL | re.IGNORECASE)
-_TAG = re.compile(r"<(/?)(?:think(?:ing)?|reasoning)>", re.IGNORECASE)
+# An opening or closing reasoning tag (the script parser uses it too).
+REASONING_TAG = re.compile(r"<(?P<close>/?)(?:think(?:ing)?|reasoning)>", re.IGNORECASE)
 
 
 def strip_reasoning(text: str) -> str:
     """`text` without reasoning blocks (`<think>...</think>`, `<thinking>`, `<reasoning>`,
     or one left unclosed). A reply that starts inside a block (its server's chat template
     opened it) loses everything up to its lone closing tag."""
-    first = _TAG.search(text)
-    if first is not None and first.group(1):
+    first = REASONING_TAG.search(text)
+    if first is not None and first.group("close"):
         text = text[first.end() :]
     return _THINK.sub("", text)
 

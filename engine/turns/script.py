@@ -58,6 +58,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from engine.llm import REASONING_TAG
 from engine.text import without_controls
 
 NARRATOR = "Narrator"  # the narrator's label and name
@@ -66,8 +67,6 @@ _ASIDE = r"(?:\((?P<{}>[^()\n]{{1,200}})\))"  # `Mira (whispering):`
 # Before a label: spaces of any kind and invisible characters (a byte-order mark, a
 # zero-width space) that would hide it.
 _LEAD = r"[\s\u200b-\u200d\u2060\ufeff]*"
-# Reasoning models (served by Ollama, vLLM...) may put their thinking in the reply.
-_THINK_TAG = re.compile(r"<(?P<close>/?)(?:think(?:ing)?|reasoning)>", re.IGNORECASE)
 # Line ends: \r\n, a lone \r (old Mac style, some servers) and the Unicode separators.
 _LINE_ENDS = re.compile("\r\n?|\u2028|\u2029")
 
@@ -77,7 +76,7 @@ def _after_tags(line: str, thinking: bool) -> tuple[bool, int | None, str]:
     where the text after its first lone closing tag starts (None if it has none), and its
     text outside reasoning blocks up to there."""
     outside, pos = [], 0
-    for tag in _THINK_TAG.finditer(line):
+    for tag in REASONING_TAG.finditer(line):
         if not thinking:
             outside.append(line[pos : tag.start()])
         pos = tag.end()
@@ -266,7 +265,7 @@ class ScriptParser:
             return line
         out: list[str] = []
         pos, tagged = 0, self._thinking
-        for tag in _THINK_TAG.finditer(line):
+        for tag in REASONING_TAG.finditer(line):
             if not self._thinking:
                 out.append(line[pos : tag.start()])
             self._thinking = not tag.group("close")
