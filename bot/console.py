@@ -42,7 +42,7 @@ from engine.results import PlaythroughInfo, TurnResult
 from engine.settings import Settings
 from engine.sink import NullSink
 from engine.stories import StoryCatalog, load_story
-from engine.text import has_visible_text
+from engine.text import CONTROL_CHARACTER, has_visible_text
 from engine.turns.script import NARRATOR
 
 CONSOLE_GUILD_ID = 1
@@ -104,16 +104,16 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-# Control characters (C0 but newline and tab, DEL, C1 such as the one-byte CSI \x9b) would
-# ring the bell, move the cursor or clear the screen; everything printed is shown without them.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters (engine.text's: C0 but newline and tab, DEL, C1 such as the one-byte
+# CSI \x9b) would ring the bell, move the cursor or clear the screen; everything printed is
+# shown without them.
 CONTROL_SHOWN_AS = "\N{REPLACEMENT CHARACTER}"
 
 
 def terminal_safe(text: str) -> str:
     """`text` with each control character shown as U+FFFD (so an escape sequence is inert:
     `\\x1b[2J` prints as `�[2J`)."""
-    return CONTROL.sub(CONTROL_SHOWN_AS, text)
+    return CONTROL_CHARACTER.sub(CONTROL_SHOWN_AS, text)
 
 
 class ConsoleSink(NullSink):

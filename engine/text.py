@@ -18,12 +18,12 @@ def has_visible_text(text: str) -> bool:
 
 # C0 controls but tab and newline, DEL and C1: a terminal runs some of them (`\x1b[2J` clears
 # the screen), and no chat text needs them.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def without_controls(text: str) -> str:
     """`text` without control characters, tab and newline kept."""
-    return _CONTROL.sub("", text) if _CONTROL.search(text) else text
+    return CONTROL_CHARACTER.sub("", text) if CONTROL_CHARACTER.search(text) else text
 
 
 # Marks that show nothing: the combining grapheme joiner and the variation selectors.
