@@ -207,11 +207,7 @@ class Console:
             problem = name_problem(name)
             character = None if problem else await self._character_named(name, suggested=False)
             if character is not None:
-                who = character if key == character.casefold() else f"{name} ({character})"
-                what = (
-                    "the story's own voice" if character == NARRATOR else "the name of a character"
-                )
-                problem = f"{who} is {what}: pick another player name."
+                problem = f"{_taken_name(name, character)}: pick another player name."
             if problem:
                 problems.append(problem)
         if problems:
@@ -366,11 +362,9 @@ class Console:
 
     def _not_a_player(self, name: str, character: str) -> str:
         """Why `name: text` was not sent: `name` is a story character's, not a player's."""
-        who = character if name.casefold() == character.casefold() else f"{name} ({character})"
-        what = "the story's own voice" if character == NARRATOR else "the name of a character"
         also = f"To write as {self.last_player}, leave out the name. " if self.last_player else ""
         return (
-            f"! {who} is {what}, not a player: the line was not sent. {also}"
+            f"! {_taken_name(name, character)}, not a player: the line was not sent. {also}"
             f"To join as a new player: {JOIN_HINT}."
         )
 
@@ -508,6 +502,13 @@ def _read_lines(stream: TextIO) -> asyncio.Queue[str | None]:
 
     threading.Thread(target=reader, name="console-stdin", daemon=True).start()
     return queue
+
+
+def _taken_name(name: str, character: str) -> str:
+    """`Corvin (Corvin Hale) is the name of a character`, `Narrator is the story's own voice`."""
+    who = character if name.casefold() == character.casefold() else f"{name} ({character})"
+    what = "the story's own voice" if character == NARRATOR else "the name of a character"
+    return f"{who} is {what}"
 
 
 def _unread(lines: asyncio.Queue[str | None] | None) -> int:
