@@ -267,19 +267,12 @@ class _Planner:
             if len(name) > MAX_FLAG_NAME or not _FLAG_NAME.fullmatch(name):
                 self.notes.append(f'dropped flag "{one_line(name)[:60]}": not a valid flag name')
                 continue
-            if isinstance(value, float) and not math.isfinite(value):
-                self.notes.append(f'dropped flag "{name}": not a finite number')
-                continue
-            if isinstance(value, int | float) and abs(value) > MAX_FLAG_INT:
-                self.notes.append(f'dropped flag "{name}": number too large')
-                continue
             if isinstance(value, str):
                 value = value.encode("utf-8", "replace").decode("utf-8")
-                if len(value) > MAX_FLAG_TEXT:
-                    self.notes.append(
-                        f'dropped flag "{name}": text over {MAX_FLAG_TEXT} characters'
-                    )
-                    continue
+            problem = flag_value_problem(value)
+            if problem:
+                self.notes.append(f'dropped flag "{name}": {problem}')
+                continue
             fitted = _as_declared(value, self.declared.get(name))
             if fitted is None:
                 kind = _KIND_NAMES[_flag_kind(self.declared[name])]
@@ -389,6 +382,18 @@ unless listed here as present, and those already there join unless listed as abs
 
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0", ""}
 _KIND_NAMES = {bool: "true or false", float: "a number", str: "text"}
+
+
+def flag_value_problem(value: FlagValue) -> str | None:
+    """Why a flag cannot hold `value` (None when it can), for the director's edits and a
+    moderator's alike: numbers finite and within ±2**53, text up to MAX_FLAG_TEXT."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "not a finite number"
+    if isinstance(value, int | float) and abs(value) > MAX_FLAG_INT:
+        return "number too large"
+    if isinstance(value, str) and len(value) > MAX_FLAG_TEXT:
+        return f"text over {MAX_FLAG_TEXT} characters"
+    return None
 
 
 def _flag_kind(value: FlagValue) -> type:

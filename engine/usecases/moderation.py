@@ -4,7 +4,6 @@ in the event log, and is followed by arc progression (a flag set by hand can ope
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Awaitable, Callable
 
@@ -16,7 +15,7 @@ from engine.state.naming import named_changes
 from engine.state.snapshot import Snapshot
 from engine.stories.schema import AFFECTION_RANGE, FAMILIARITY_RANGE, KEY_PATTERN, TRUST_RANGE
 from engine.text import without_controls
-from engine.turns.director import MAX_FLAG_TEXT
+from engine.turns.director import MAX_FLAG_TEXT, flag_value_problem
 from engine.usecases.base import EngineCore, find_key
 
 MAX_SUMMARY = 300  # an event log line; every change is in its data
@@ -58,12 +57,13 @@ class ModerationUseCases(EngineCore):
                 "A flag name uses lowercase letters, digits and underscores, starting with a "
                 "letter (for example `gate_open`)."
             )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidInput("A flag's number must be finite.")
         if isinstance(value, str):
             value = " ".join(without_controls(value).split())
             if not 0 < len(value) <= MAX_FLAG_TEXT:
                 raise InvalidInput(f"A flag's text needs 1 to {MAX_FLAG_TEXT} characters.")
+        problem = flag_value_problem(value)
+        if problem:
+            raise InvalidInput(f"A flag cannot hold that value: {problem}.")
 
         async def edit(editor: StateEditor, state: Snapshot) -> None:
             await editor.set("flag", name, value, "set by a moderator")
