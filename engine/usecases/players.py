@@ -158,19 +158,16 @@ class PlayerUseCases(EngineCore):
             else:
                 # A name (or key) is one character's: the model's lines labelled with it must
                 # go to that character alone.
+                wanted = name_key(name)
                 same = next(
-                    (
-                        c
-                        for c in characters.values()
-                        if name_key(name) in (name_key(c.name), name_key(c.key))
-                    ),
+                    (c for c in characters.values() if wanted in (name_key(c.name), c.key)),
                     None,
                 )
                 if same is not None and same.role != "player":
                     raise InvalidInput(
                         f"{same.name} is a character of the story; pick another name."
                     )
-                if name_key(name) == name_key(NARRATOR):
+                if wanted == name_key(NARRATOR):
                     # Its posts would look like the story's own narration.
                     raise InvalidInput(f"{NARRATOR} is the story's own voice; pick another name.")
                 if same is not None:

@@ -68,7 +68,7 @@ class TurnUseCases(TurnPipeline):
                 raise NoFailedTurn()
             rewritten = pending is None
             number = pt.turn_count if rewritten else pt.turn_count + 1
-            if pending is None:
+            if rewritten:
                 turn = await self._last_done_turn(session, pt.id, "write again")
                 await self._revert(session, pt, turn)
                 await session.execute(
@@ -124,8 +124,10 @@ class TurnUseCases(TurnPipeline):
             m.Message.created_at <= latest.created_at,  # not what was written since
         )
         taken = await session.execute(update(m.Message).where(*waiting).values(turn_id=latest.id))
+        if not getattr(taken, "rowcount", 0):
+            return False
         latest.status = "undone"
-        return bool(getattr(taken, "rowcount", 0))
+        return True
 
     async def _revert(
         self, session: AsyncSession, pt: m.Playthrough, turn: m.Turn
