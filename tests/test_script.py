@@ -256,6 +256,44 @@ def test_a_custom_narrator_name() -> None:
     assert posts == [ScriptPost(Speaker("Storyteller", None), "Once.\nNarrator: Twice.")]
 
 
+def test_bracketed_labels() -> None:
+    # Some fine-tunes write `[Name]:` or IRC-style `[Name] text`.
+    posts, dropped = parse(
+        "[Mira]: Hello.\n[ Bram ] Quiet.\n**[Old Tom]**: No.\n[Mira (softly)]: Go.\n"
+        "<b>[Bram]</b> Hm.\n"
+        "[Alice] I attack.\n[Narrator]\nRain.\n[Guard]: Halt!\n[Bram]none\n"
+    )
+    assert posts == [
+        ScriptPost(MIRA, "Hello."),
+        ScriptPost(BRAM, "Quiet."),
+        ScriptPost(Speaker("Old Tom", "old_tom"), "No."),
+        ScriptPost(MIRA, "(softly) Go."),
+        ScriptPost(BRAM, "Hm."),
+        ScriptPost(NARRATOR, "Rain.\n[Guard]: Halt!\n[Bram]none"),
+    ]
+    assert dropped == ["Alice: I attack."]
+    # A bracketed label decides the reply's first line like a plain one: it streams.
+    parser = ScriptParser(NPCS, PLAYERS)
+    assert parser.feed("[Mira]: Hi.\n") == [PostStarted(0, MIRA), TextAdded(0, "Hi.")]
+
+
+def test_html_bold_labels() -> None:
+    posts, dropped = parse(
+        "<b>Bram</b>: One.\n<strong>Mira</strong>: Two.\n<B>Old Tom:</B> Three.\n"
+        "<i>Bram</i> (quietly): Four.\n<b>Mira: Five.</b>\n<strong>Alice</strong>: Six.\n"
+        "<b>Guard</b>: Seven.\nNarrator: <b>Eight.</b>"
+    )
+    assert [(p.speaker.character_key, p.text) for p in posts] == [
+        ("bram", "One."),
+        ("mira", "Two."),
+        ("old_tom", "Three."),
+        ("bram", "(quietly) Four."),
+        ("mira", "Five."),
+        (None, "<b>Eight.</b>"),
+    ]
+    assert dropped == ["Alice: Six. <b>Guard</b>: Seven."]
+
+
 LABELS = [
     "Narrator:",
     "Mira:",
@@ -268,6 +306,11 @@ LABELS = [
     "Guard:",
     "Mira",
     "**",
+    "[Mira]:",
+    "[Alice]",
+    "[bram]",
+    "<b>Bram</b>:",
+    "<strong>Mira:</strong>",
 ]
 WORDS = st.sampled_from(
     [

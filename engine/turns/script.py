@@ -14,7 +14,9 @@ events while the text arrives: `PostStarted` when a post has its first visible t
   a non-player character's display name or key, case-insensitive, followed by a colon (or a
   fullwidth one). Spaces of any kind and invisible characters before it are ignored. The
   name may be wrapped in markdown bold or italics: `**Mira:**`, `**Mira**:`, `*Mira*:`,
-  `__Mira__:` (a whole bold line, `**Mira: Hi.**`, loses its closing `**`), and carry a stage
+  `__Mira__:`, or in their HTML tags: `<b>Mira</b>:`, `<strong>Mira:</strong>`, `<i>`, `<em>`
+  (a whole bold line, `**Mira: Hi.**`, loses its closing `**`); it may be in square brackets,
+  `[Mira]:`, where the colon may be left out (`[Mira] Hi.`); and it may carry a stage
   direction (`Mira (whispering):`, kept as the text's start: "(whispering) ..."). A list,
   quote or heading line (`- Bram: room 3`, `### Bram:`) is narration: a ledger or a carving,
   not Bram speaking. Text after the label on the same line is the post's first text.
@@ -62,7 +64,9 @@ from engine.llm import REASONING_TAG
 from engine.text import without_controls
 
 NARRATOR = "Narrator"  # the narrator's label and name
-_MARKUP = r"(?:\*{1,3}|_{1,3})"
+# Bold or italics around a label: markdown, or the HTML tags some models write.
+_OPEN = r"(?:\*{1,3}|_{1,3}|<(?:b|strong|i|em)>)"
+_CLOSE = r"(?:\*{1,3}|_{1,3}|</(?:b|strong|i|em)>)"
 _ASIDE = r"(?:\((?P<{}>[^()\n]{{1,200}})\))"  # `Mira (whispering):`
 # Before a label: spaces of any kind and invisible characters (a byte-order mark, a
 # zero-width space) that would hide it.
@@ -151,9 +155,11 @@ class ScriptParser:
         self._label_re = (
             re.compile(
                 # (no space after opening markup: `* Bram: scared` is a list item, not italics)
-                rf"{_LEAD}(?P<open>{_MARKUP})?(?P<name>{alternatives})"
-                rf"[ \t]*{_ASIDE.format('aside')}?[ \t]*(?P<close>{_MARKUP})?"
-                rf"[ \t]*{_ASIDE.format('aside2')}?[ \t]*[:：][ \t]*(?P<after>{_MARKUP})?",
+                rf"{_LEAD}(?P<open>{_OPEN})?(?P<bracket>\[[ \t]*)?(?P<name>{alternatives})"
+                rf"[ \t]*{_ASIDE.format('aside')}?[ \t]*(?(bracket)\])[ \t]*(?P<close>{_CLOSE})?"
+                rf"[ \t]*{_ASIDE.format('aside2')}?[ \t]*"
+                # a colon; `[Mira] Hello` and `**[Mira]** Hello` need none
+                rf"(?:[:：]|(?(bracket)(?<=[\]\s>*_])(?=\s|$)|(?!)))[ \t]*(?P<after>{_CLOSE})?",
                 re.IGNORECASE,
             )
             if names
@@ -291,8 +297,11 @@ class ScriptParser:
                 rest_at = match.start("after")
             speaker, is_player = label
             rest = line[rest_at:].lstrip()
-            if opening and not match.group("close") and not after and rest.endswith(opening):
-                rest = rest[: -len(opening)].rstrip()  # `**Mira: Hello.**`: bold line
+            # `**Mira: Hello.**`, `<b>Mira: Hello.</b>`: a bold line loses its closing markup
+            closing = f"</{opening[1:]}" if opening and opening[0] == "<" else (opening or "")
+            bold_line = closing and not match.group("close") and not after
+            if bold_line and rest.lower().endswith(closing.lower()):
+                rest = rest[: -len(closing)].rstrip()
             asides = [a.strip() for a in match.group("aside", "aside2") if a]
             if asides:  # kept as the post's stage directions
                 rest = " ".join([*(f"({a})" for a in asides), rest]).rstrip()
