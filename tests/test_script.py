@@ -294,6 +294,23 @@ def test_html_bold_labels() -> None:
     assert dropped == ["Alice: Six. <b>Guard</b>: Seven."]
 
 
+def test_rule_and_emphasis_lines_do_not_start_or_end_a_post() -> None:
+    posts, _ = parse(
+        "---\n**\n\nThe inn is quiet.\n***\nMira: **\nHello.\n\n___\n\n"
+        "Bram: One.\n\n---\n\nTwo.\n- - -\n"
+    )
+    assert posts == [
+        ScriptPost(NARRATOR, "The inn is quiet."),
+        ScriptPost(MIRA, "Hello."),
+        ScriptPost(BRAM, "One.\n\n---\n\nTwo."),  # a rule inside a post stays
+    ]
+    # Streamed: the rule that may end a post waits for the post's next line.
+    parser, events = stream("Bram: One.\n---\nTwo.\n***", [12, 15])
+    assert parser.posts == [ScriptPost(BRAM, "One.\n---\nTwo.")]
+    assert texts_by_index(events) == {0: "One.\n---\nTwo."}
+    assert parse("---\n***\n") == ([], [])
+
+
 LABELS = [
     "Narrator:",
     "Mira:",
@@ -332,6 +349,7 @@ WORDS = st.sampled_from(
 LINES = st.one_of(
     st.just(""),
     st.just("   "),
+    st.sampled_from(["---", "**", " * * *", "___"]),
     st.builds(
         lambda label, words: " ".join([label, *words]),
         st.sampled_from(LABELS),
@@ -361,6 +379,7 @@ def test_any_chunking_gives_the_same_posts(text: str, data: st.DataObject) -> No
     for post in whole_posts:
         assert post.text.strip(), "no empty posts"
         assert post.text == post.text.strip()
+        assert post.text.splitlines()[0].strip("-*_ ") and post.text.splitlines()[-1].strip("-*_ ")
         assert post.speaker.character_key not in PLAYERS
         assert "<think" not in post.text.lower(), "reasoning is never posted"
         assert "</think" not in post.text.lower()

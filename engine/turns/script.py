@@ -42,7 +42,9 @@ events while the text arrives: `PostStarted` when a post has its first visible t
 - Control characters (but tab) are removed: a terminal would run them. Inside a post,
   trailing whitespace of each line is removed, runs of blank lines become one
   paragraph break ("\\n\\n"), and leading and trailing blank lines are not kept. A post is only
-  started once it has visible text, so there are no empty posts.
+  started once it has visible text, so there are no empty posts. Lines of only markdown rule
+  or emphasis markers (`---`, `***`, `**`, `___`) do not start a post and are not its last
+  lines: one is shown only when more text of its post follows.
 
 Lines end at \\n, \\r\\n, a lone \\r, U+2028 or U+2029.
 
@@ -73,6 +75,10 @@ _ASIDE = r"(?:\((?P<{}>[^()\n]{{1,200}})\))"  # `Mira (whispering):`
 _LEAD = r"[\s\u200b-\u200d\u2060\ufeff]*"
 # Line ends: \r\n, a lone \r (old Mac style, some servers) and the Unicode separators.
 _LINE_ENDS = re.compile("\r\n?|\u2028|\u2029")
+# A line with nothing to see but markdown rule or emphasis markers (`---`, `***`, `**`).
+_BARE_MARKERS = re.compile(
+    r"[\s\u200b-\u200d\u2060\ufeff]*[-*_~=][-*_~=\s\u200b-\u200d\u2060\ufeff]*"
+)
 
 
 def _after_tags(line: str, thinking: bool) -> tuple[bool, int | None, str]:
@@ -129,6 +135,9 @@ class _Current:
     speaker: Speaker
     index: int | None = None
     blank_pending: bool = False
+    # Lines of only markdown markers (`---`), with their line breaks: shown only if more
+    # text of the post follows them.
+    markers_pending: str = ""
 
 
 class ScriptParser:
@@ -328,6 +337,11 @@ class ScriptParser:
             if current.index is not None:
                 current.blank_pending = True
             return
+        if _BARE_MARKERS.fullmatch(line):  # (the post's first line, or maybe its last)
+            if current.index is not None:
+                current.markers_pending += ("\n\n" if current.blank_pending else "\n") + line
+                current.blank_pending = False
+            return
         if current.index is None:
             current.index = len(self._texts)
             self._texts.append([])
@@ -335,7 +349,8 @@ class ScriptParser:
             events.append(PostStarted(current.index, current.speaker))
             text = line.lstrip()
         else:
-            text = ("\n\n" if current.blank_pending else "\n") + line
+            text = current.markers_pending + ("\n\n" if current.blank_pending else "\n") + line
+            current.markers_pending = ""
         current.blank_pending = False
         self._texts[current.index].append(text)
         events.append(TextAdded(current.index, text))
