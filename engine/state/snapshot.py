@@ -204,14 +204,17 @@ class StateCache:
         state = self._states.get(playthrough_id)
         return (copy_snapshot(state) if state is not None else None), version
 
-    def put(self, state: Snapshot, read_at: int) -> None:
+    def put(self, state: Snapshot, read_at: int) -> int | None:
+        """Keep `state`, read at version `read_at`; its new version, or None when something
+        else was put since (then neither is kept)."""
         pid = state.playthrough_id
         version = self._versions.get(pid, 0)
         self._versions[pid] = version + 1
         if version == read_at:
             self._states[pid] = copy_snapshot(state)
-        else:
-            self._states.pop(pid, None)
+            return version + 1
+        self._states.pop(pid, None)
+        return None
 
     def invalidate(self, playthrough_id: int) -> None:
         self._versions[playthrough_id] = self._versions.get(playthrough_id, 0) + 1

@@ -28,7 +28,7 @@ from engine.state.arcs import advance_arcs
 from engine.state.editor import StateEditor
 from engine.state.naming import named_changes
 from engine.state.snapshot import Snapshot
-from engine.turns import store, turn_writes
+from engine.turns import recent, store, turn_writes
 from engine.turns.context import ContextParts, build_scene_context
 from engine.turns.director import DirectorPlan, plan_changes, step_toward
 from engine.turns.director_output import DirectorOutput
@@ -69,6 +69,7 @@ class TurnInput:
     input_ids: tuple[int, ...]
     number: int  # as players count turns: done turns so far + 1
     model: str | None
+    transcript: recent.KeptTranscript  # as it will be once this turn is stored
 
 
 class TurnPipeline(EngineCore):
@@ -140,7 +141,12 @@ class TurnPipeline(EngineCore):
             self.states.invalidate(turn_input.playthrough_id)
             await self.sink.notice(channel_id, TURN_DROPPED)
         else:
-            self.states.put(state, version)  # now holds this turn's changes
+            kept = self.states.put(state, version)  # now holds this turn's changes
+            if result.turn_number != turn_input.number:
+                kept = None  # another process wrote a turn meanwhile
+            self.transcripts.put(
+                state.playthrough_id, kept, result.turn_number, turn_input.transcript
+            )
         # Engine time of the turn, LLM calls excluded (read by bench/turns.py).
         self.turn_engine_ms.append(prep_ms + (time.perf_counter() - applying) * 1000)
         if result is not None:
@@ -276,14 +282,16 @@ class TurnPipeline(EngineCore):
         known = pt.guild_id in self.guild_models
         until = pt.turn_count - RECALL_AFTER  # turns older than the prompt's summaries
         guess = self._recall_words(state.channel_id, until)
+        size = self.options.recent_messages
         read = await store.read_turn(
             runner,
             pt,
             state,
-            self.options.recent_messages,
+            size,
             guild_model=not known,
             recheck=recheck,
             extra=self.memory.queries(pt.id, until, guess) if guess is not None else (),
+            kept=self.transcripts.get(pt.id, version, pt.turn_count),
         )
         if recheck is not None and read.playthrough != pt:
             return _CHANGED
@@ -294,7 +302,9 @@ class TurnPipeline(EngineCore):
         self.input_hints.read(state.channel_id, waiting, read.newest_message)
         if not waiting:
             return None
-        turn_input = TurnInput(pt.id, waiting, pt.turn_count + 1, self.guild_models[pt.guild_id])
+        number = pt.turn_count + 1
+        transcript = recent.seen(read.transcript, read.waiting, number, size, read.newest_message)
+        turn_input = TurnInput(pt.id, waiting, number, self.guild_models[pt.guild_id], transcript)
         parts = read.parts(state)
         # What the players write now says what matters: the guess holds if its words do.
         if guess is not None and (

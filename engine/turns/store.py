@@ -22,6 +22,7 @@ from engine.db.statements import Call, Runner, first
 from engine.state.snapshot import Snapshot
 from engine.turns import chapters
 from engine.turns.context import MAX_WITNESSED, ContextParts, KnownFact, Line
+from engine.turns.recent import KeptTranscript, Row
 
 MAX_PRIVATE_FACTS = 20
 MAX_SUMMARIES = 8
@@ -59,14 +60,15 @@ def _guild_model() -> Any:
     return select(m.GuildConfig.model).where(m.GuildConfig.guild_id == bindparam("guild"))
 
 
-def _recent_messages() -> Any:
+def _recent_messages(*newer: Any) -> Any:
     # An integer: a Boolean column would be converted row by row.
     waits = type_coerce(m.Message.turn_id.is_(None) & (m.Message.kind == "player"), Integer)
     return (
-        select(m.Message.id, m.Message.speaker_name, m.Message.content, waits, m.Turn.number)
+        select(m.Message.id, m.Message.speaker_name, m.Message.content, waits, m.Message.turn_id)
         .outerjoin(m.Turn, m.Turn.id == m.Message.turn_id)
         .where(
             m.Message.playthrough_id == bindparam("pid"),
+            *newer,
             (m.Turn.status == "done")
             # (no IN: expanding parameters cannot be compiled once)
             | (
@@ -77,6 +79,11 @@ def _recent_messages() -> Any:
         .order_by(m.Message.id.desc())
         .limit(bindparam("limit"))
     )
+
+
+def _messages_after() -> Any:
+    """Like `_recent_messages`, only those newer than message `after` (see engine.turns.recent)."""
+    return _recent_messages(m.Message.id > bindparam("after"))
 
 
 def _summaries() -> Any:
@@ -158,8 +165,8 @@ class TurnReading:
     """What a turn reads besides the state: the recent transcript, the input waiting for
     it, what the present characters know, earlier summaries (and the server's model)."""
 
-    transcript: list[Line]
-    waiting: list[tuple[int, Line]]
+    transcript: list[Row]  # (message id, line), oldest first
+    waiting: list[Row]
     knowledge: list[KnownFact]
     summaries: list[str]
     chapters: list[chapters.Chapter]
@@ -172,7 +179,7 @@ class TurnReading:
         inputs = [line for _, line in self.waiting]
         return ContextParts(
             state,
-            self.transcript,
+            [line for _, line in self.transcript],
             inputs,
             self.knowledge,
             self.summaries,
@@ -189,17 +196,24 @@ async def read_turn(
     guild_model: bool = False,
     recheck: int | None = None,
     extra: Sequence[Call] = (),
+    kept: KeptTranscript | None = None,
 ) -> TurnReading:
     """Everything in one round trip, which also ends the read transaction. Waiting input
     is always the newest message (a turn takes all of it), so the recent transcript and
     the input come from one query; knowledge and summaries from indexed ranges. With
     `recheck` (a channel id), the channel's live playthrough is read alongside, so a caller
     that trusted a remembered `pt` can see whether it still holds. `extra` queries ride along
-    (recall's); their rows are in `extra`."""
+    (recall's); their rows are in `extra`. With `kept` (the transcript kept from the last
+    turn) only newer messages are read."""
     characters = {c.id: c.key for c in state.present_characters() if not c.is_player}
     limit = recent_messages + MAX_INPUTS_PER_TURN
+    messages: Call = (
+        (_recent_messages, {"pid": pt.id, "limit": limit})
+        if kept is None
+        else (_messages_after, {"pid": pt.id, "limit": limit, "after": kept.after})
+    )
     calls: list[Call] = [
-        (_recent_messages, {"pid": pt.id, "limit": limit}),
+        messages,
         (_summaries, {"pid": pt.id, "until": pt.turn_count - MAX_SUMMARIES}),
         (_knowledge(len(characters)), {f"c{n}": cid for n, cid in enumerate(characters)}),
         (chapters.latest, {"pid": pt.id}),
@@ -211,13 +225,15 @@ async def read_turn(
     ours = len(calls)
     calls += extra
     results = await runner.finish(calls)
-    transcript: list[Line] = []
-    waiting: list[tuple[int, Line]] = []
-    for message_id, speaker, text, is_waiting, turn in reversed(results[0]):
+    played = _played_numbers(results[0], pt.turn_count)
+    transcript: list[Row] = [] if kept is None else list(kept.lines)
+    waiting: list[Row] = []
+    for message_id, speaker, text, is_waiting, turn_id in reversed(results[0]):
         if is_waiting:
             waiting.append((message_id, Line(speaker, text)))
         else:
-            transcript.append(Line(speaker, text, turn))
+            transcript.append((message_id, Line(speaker, text, played.get(turn_id))))
+    newest = results[0][0][0] if results[0] else 0
     model = results[4][0][0] if guild_model and results[4] else None
     live = results[ours - 1] if recheck is not None else []
     return TurnReading(
@@ -228,9 +244,21 @@ async def read_turn(
         chapters.chapters_of(results[3]),
         str(model) if model else None,
         PlaythroughRow(*live[0]) if live else None,
-        results[0][0][0] if results[0] else 0,
+        newest if kept is None else max(newest, kept.after),
         results[ours:],
     )
+
+
+def _played_numbers(rows: list[tuple[Any, ...]], turn_count: int) -> dict[int, int]:
+    """The number players know each done turn of `rows` (messages, newest first) by: the
+    newest is turn `turn_count`, each older one one less. (`Turn.number` counts attempts,
+    failed and undone ones too.) A turn's posts are its newest messages and are written
+    after those of every earlier turn, so turns first appear newest first."""
+    played: dict[int, int] = {}
+    for _, _, _, is_waiting, turn_id in rows:
+        if turn_id is not None and not is_waiting and turn_id not in played:
+            played[turn_id] = turn_count - len(played)
+    return played
 
 
 def _known_facts(keys: dict[int, str], rows: list[tuple[Any, ...]]) -> list[KnownFact]:
