@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,84 @@ async def test_an_arc_that_completes_early_skips_its_open_episodes(
         assert [e.status for e in escape.episodes] == ["skipped", "skipped"]
         flags = {f.name for f in await engine.flags(CHANNEL)}
         assert "cellar_reached" not in flags  # the skipped episode's flags are not set
+
+
+def _three_episodes(story: str = TEST_STORY) -> str:
+    """The story with a third episode in its arc "escape"."""
+    longer = story.replace(
+        "completes_when = 'location == \"cellar\"'\n",
+        'completes_when = \'location == "cellar"\'\n\n[[arcs.episodes]]\nkey = "lantern"\n'
+        'title = "The Signal Lantern"\ngoal = "Light the lantern."\n'
+        'completes_when = "flag.lantern_lit"\n',
+    ).replace("door_open = false\n", "door_open = false\nlantern_lit = false\n")
+    assert longer.count("[[arcs.episodes]]") == story.count("[[arcs.episodes]]") + 1
+    return longer
+
+
+async def _escape(engine: Any) -> list[str]:
+    """The statuses of the episodes of the arc "escape", as /gm arc status shows them."""
+    [escape] = [a for a in await engine.arcs(CHANNEL) if a.key == "escape"]
+    return [e.status for e in escape.episodes]
+
+
+async def test_reopening_an_episode_takes_its_arc_back_to_it(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog_of(_three_episodes())) as (
+        engine,
+        _,
+    ):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.set_flag(CHANNEL, MOD, "door_open", True)
+        await engine.complete_episode(CHANNEL, MOD, "escape", "below")
+        assert await _escape(engine) == ["completed", "completed", "active"]
+        await engine.unset_flag(CHANNEL, MOD, "door_open")  # its goal no longer holds
+        changes = await engine.reopen_episode(CHANNEL, MOD, "escape", "the_door")
+        # The door is the arc's one active episode; the later ones are to come again.
+        assert await _escape(engine) == ["active", "locked", "locked"]
+        lines = [c.describe() for c in changes]
+        assert (
+            "episode Escape the Storm / The Cellar Door: completed -> active: by a moderator"
+            in lines
+        )
+        assert (
+            "episode Escape the Storm / The Signal Lantern: active -> locked: "
+            "the arc went back to The Cellar Door"
+        ) in lines
+        # Completing it again opens the next episode, not a second one beside the lantern.
+        await engine.complete_episode(CHANNEL, MOD, "escape", "the_door")
+        assert await _escape(engine) == ["completed", "active", "locked"]
+
+
+async def test_episodes_edited_out_of_order_never_leave_two_active(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog_of(_three_episodes())) as (
+        engine,
+        _,
+    ):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        assert await _escape(engine) == ["active", "locked", "locked"]
+        with pytest.raises(
+            InvalidInput,
+            match=re.escape(
+                "Reopening The Signal Lantern would leave Escape the Storm with two active "
+                "episodes, The Cellar Door and The Signal Lantern; an arc runs one episode at "
+                "a time. Complete The Cellar Door first, or reopen the episode the arc should "
+                "be at (the ones after it go back to locked)."
+            ),
+        ):
+            await engine.reopen_episode(CHANNEL, MOD, "escape", "lantern")
+        with pytest.raises(  # completing Below would open the lantern beside the door
+            InvalidInput,
+            match="Completing Below would leave Escape the Storm with two active episodes, "
+            "The Cellar Door and The Signal Lantern",
+        ):
+            await engine.complete_episode(CHANNEL, MOD, "escape", "below")
+        assert await _escape(engine) == ["active", "locked", "locked"]
+        # The last episode opens nothing: it may be marked done while the door is played.
+        await engine.complete_episode(CHANNEL, MOD, "escape", "lantern")
+        assert await _escape(engine) == ["active", "locked", "completed"]
 
 
 async def test_setting_the_scene_where_it_is_brings_nobody_back(

@@ -9,11 +9,19 @@ from collections.abc import Awaitable, Callable
 
 from engine.errors import InvalidInput, NotFound
 from engine.results import ChangeView, FlagValue
+from engine.rules.conditions import parse_condition
 from engine.state.arcs import advance_arcs
 from engine.state.editor import RELATIONSHIP_FIELDS, StateEditor
 from engine.state.naming import named_changes
 from engine.state.snapshot import Snapshot
-from engine.stories.schema import AFFECTION_RANGE, FAMILIARITY_RANGE, KEY_PATTERN, TRUST_RANGE
+from engine.stories.schema import (
+    AFFECTION_RANGE,
+    FAMILIARITY_RANGE,
+    KEY_PATTERN,
+    TRUST_RANGE,
+    Arc,
+    Episode,
+)
 from engine.text import without_controls
 from engine.turns.director import MAX_FLAG_TEXT, flag_value_problem
 from engine.usecases.base import EngineCore, find_key
@@ -25,9 +33,16 @@ Edit = Callable[[StateEditor, Snapshot], Awaitable[None]]
 
 
 class ModerationUseCases(EngineCore):
-    async def _moderate(self, channel_id: int, moderator_id: int, edit: Edit) -> list[ChangeView]:
+    async def _moderate(
+        self,
+        channel_id: int,
+        moderator_id: int,
+        edit: Edit,
+        check: Callable[[Snapshot], None] | None = None,
+    ) -> list[ChangeView]:
         """Run `edit` and the arc transitions it allows in one transaction; the event log
-        gets the changes with the story's names (`Mira -> Vesna`, not what was typed)."""
+        gets the changes with the story's names (`Mira -> Vesna`, not what was typed).
+        `check` sees the state after both and may refuse it (nothing is written then)."""
         async with self.db.write() as session:
             pt = await self._playthrough(session, channel_id)
             state, version = await self._versioned_snapshot(session, pt)
@@ -36,6 +51,8 @@ class ModerationUseCases(EngineCore):
             if not editor.changes:  # (the write is dropped: nothing to log either)
                 raise InvalidInput("Nothing to change: it is that way already.")
             await advance_arcs(editor, state, "after a moderator edit")
+            if check is not None:
+                check(state)
             await editor.save()
             changes = list(named_changes(editor.changes, state.story))
             lines = [c.describe() for c in changes]
@@ -178,30 +195,101 @@ class ModerationUseCases(EngineCore):
     async def complete_episode(
         self, channel_id: int, moderator_id: int, arc: str, episode: str
     ) -> list[ChangeView]:
-        return await self._episode(channel_id, moderator_id, arc, episode, "completed")
+        """Complete an episode and set its flags; what follows it opens as the story says.
+        Refused when that would leave its arc two active episodes (see `_one_active`)."""
+        found: list[tuple[Arc, Episode]] = []
+
+        async def edit(editor: StateEditor, state: Snapshot) -> None:
+            story_arc, ep = _episode_of(state, arc, episode)
+            found.append((story_arc, ep))
+            arc_key = story_arc.key
+            if state.arcs[arc_key].episodes.get(ep.key, "locked") == "completed":
+                # (completing it again would set its flags again, over newer values)
+                raise InvalidInput(f"{story_arc.title} / {ep.title} is already completed.")
+            if state.arcs[arc_key].status != "active":
+                await editor.set("arc", arc_key, "active", "by a moderator")
+            await editor.set("episode", f"{arc_key}/{ep.key}", "completed", "by a moderator")
+            for name, value in ep.sets_flags.items():
+                await editor.set("flag", name, value, "episode completed by a moderator")
+
+        def check(state: Snapshot) -> None:
+            story_arc, ep = found[0]
+            _one_active(story_arc, state, f"Completing {ep.title}")
+
+        return await self._moderate(channel_id, moderator_id, edit, check)
 
     async def reopen_episode(
         self, channel_id: int, moderator_id: int, arc: str, episode: str
     ) -> list[ChangeView]:
-        return await self._episode(channel_id, moderator_id, arc, episode, "active")
+        """Make an episode the one its arc is at: it is active again, and later episodes go
+        back to locked unless the story opens them on its own (their flags stay as they are).
+        Refused when that would leave its arc two active episodes (see `_one_active`)."""
+        found: list[tuple[Arc, Episode]] = []
 
-    async def _episode(
-        self, channel_id: int, moderator_id: int, arc: str, episode: str, status: str
-    ) -> list[ChangeView]:
         async def edit(editor: StateEditor, state: Snapshot) -> None:
-            arcs = {a.key: a for a in state.story.arcs}
-            arc_key = find_key(arc, {k: a.title for k, a in arcs.items()}, "arc")
-            episodes = {e.key: e for e in arcs[arc_key].episodes}
-            ep_key = find_key(episode, {k: e.title for k, e in episodes.items()}, "episode")
-            if state.arcs[arc_key].episodes.get(ep_key, "locked") == status:
-                # (completing it again would set its flags again, over newer values)
-                title = f"{arcs[arc_key].title} / {episodes[ep_key].title}"
-                raise InvalidInput(f"{title} is already {status}.")
-            if state.arcs[arc_key].status != "active":
+            story_arc, ep = _episode_of(state, arc, episode)
+            found.append((story_arc, ep))
+            arc_key = story_arc.key
+            progress = state.arcs[arc_key]
+            if progress.status != "active":
                 await editor.set("arc", arc_key, "active", "by a moderator")
-            await editor.set("episode", f"{arc_key}/{ep_key}", status, "by a moderator")
-            if status == "completed":
-                for name, value in episodes[ep_key].sets_flags.items():
-                    await editor.set("flag", name, value, "episode completed by a moderator")
+            await editor.set("episode", f"{arc_key}/{ep.key}", "active", "by a moderator")
+            # Later episodes that follow the story's order wait for this one again (left
+            # completed, the one after it would open at once). One with a `starts_when`
+            # that holds keeps its state: the story opens it whatever the order.
+            index = [e.key for e in story_arc.episodes].index(ep.key)
+            previous = "active"
+            for later in story_arc.episodes[index + 1 :]:
+                status = progress.episodes.get(later.key, "locked")
+                if later.starts_when is not None:
+                    opens = parse_condition(later.starts_when).evaluate(state)
+                else:
+                    opens = previous == "completed"
+                if status != "locked" and not opens:
+                    status = "locked"
+                    await editor.set(
+                        "episode",
+                        f"{arc_key}/{later.key}",
+                        status,
+                        f"the arc went back to {ep.title}",
+                    )
+                previous = status
+            if not editor.changes:
+                raise InvalidInput(f"{story_arc.title} / {ep.title} is already active.")
 
-        return await self._moderate(channel_id, moderator_id, edit)
+        def check(state: Snapshot) -> None:
+            story_arc, ep = found[0]
+            _one_active(story_arc, state, f"Reopening {ep.title}")
+
+        return await self._moderate(channel_id, moderator_id, edit, check)
+
+
+def _episode_of(state: Snapshot, arc: str, episode: str) -> tuple[Arc, Episode]:
+    arcs = {a.key: a for a in state.story.arcs}
+    story_arc = arcs[find_key(arc, {k: a.title for k, a in arcs.items()}, "arc")]
+    episodes = {e.key: e for e in story_arc.episodes}
+    key = find_key(episode, {k: e.title for k, e in episodes.items()}, "episode")
+    return story_arc, episodes[key]
+
+
+def _one_active(arc: Arc, state: Snapshot, action: str) -> None:
+    """Refuse (`action` is what the moderator asked for) when the arc would have two active
+    episodes after a moderator's episode edit and the arc transitions it allowed. Episodes
+    with a `starts_when` that holds are left out: the story runs them beside the others
+    (stories.md), and locked, they would open again at once."""
+    progress = state.arcs[arc.key]
+    if progress.status != "active":
+        return  # (episodes of a completed arc do not move; views show them as skipped)
+    active = [
+        e
+        for e in arc.episodes
+        if progress.episodes.get(e.key) == "active"
+        and not (e.starts_when is not None and parse_condition(e.starts_when).evaluate(state))
+    ]
+    if len(active) > 1:
+        first, second = active[0].title, active[1].title
+        raise InvalidInput(
+            f"{action} would leave {arc.title} with two active episodes, {first} and "
+            f"{second}; an arc runs one episode at a time. Complete {first} first, or "
+            "reopen the episode the arc should be at (the ones after it go back to locked)."
+        )
