@@ -192,6 +192,45 @@ async def test_episodes_edited_out_of_order_never_leave_two_active(
         assert await _escape(engine) == ["active", "locked", "completed"]
 
 
+async def test_reopening_an_episode_whose_goal_still_holds_says_why_not(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    story = TEST_STORY.replace(
+        'title = "Escape the Storm"\n', 'title = "Escape the Storm"\ncompletes_when = "flag.calm"\n'
+    ).replace("door_open = false\n", "door_open = false\ncalm = false\n")
+    async with running_engine(tmp_path, llm_server.base_url, catalog_of(story)) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.set_flag(CHANNEL, MOD, "door_open", True)
+        await engine.set_flag(CHANNEL, MOD, "cellar_reached", True)
+        log_size = len(await engine.event_log(CHANNEL, limit=100))
+        # Reopened, it would complete again at once and set cellar_reached back to false.
+        with pytest.raises(InvalidInput) as refused:
+            await engine.reopen_episode(CHANNEL, MOD, "escape", "the_door")
+        assert str(refused.value) == (
+            "Escape the Storm / The Cellar Door would be completed again at once: its goal "
+            "`flag.door_open` still holds: door_open = true (set by a moderator before the "
+            "first turn). Change that first, then reopen it."
+        )
+        assert await _escape(engine) == ["completed", "active"]
+        flags = {f.name: f.value for f in await engine.flags(CHANNEL)}
+        assert flags["cellar_reached"] is True
+        assert len(await engine.event_log(CHANNEL, limit=100)) == log_size  # nothing done
+        # The same for an arc whose own condition completed it.
+        await engine.set_flag(CHANNEL, MOD, "calm", True)
+        with pytest.raises(
+            InvalidInput,
+            match=re.escape(
+                "Escape the Storm would be completed again at once: its condition `flag.calm` "
+                "still holds: calm = true (set by a moderator"
+            ),
+        ):
+            await engine.reopen_episode(CHANNEL, MOD, "escape", "below")
+        await engine.unset_flag(CHANNEL, MOD, "calm")
+        await engine.reopen_episode(CHANNEL, MOD, "escape", "below")  # the arc goes on
+        [escape] = [a for a in await engine.arcs(CHANNEL) if a.key == "escape"]
+        assert (escape.status, await _escape(engine)) == ("active", ["completed", "active"])
+
+
 async def test_setting_the_scene_where_it_is_brings_nobody_back(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:
@@ -275,7 +314,9 @@ async def test_moderator_actions_are_changes_with_the_moderator_in_the_log(
         assert "Bram" in {c.name for c in (await engine.scene(CHANNEL)).present}
         await engine.character_leave(CHANNEL, MOD, "Vesna")
         assert "Vesna" not in {c.name for c in (await engine.scene(CHANNEL)).present}
-        await engine.reopen_episode(CHANNEL, MOD, "escape", "below")
+        in_cellar = re.escape("""goal `location == "cellar"` still holds. Change that first""")
+        with pytest.raises(InvalidInput, match=in_cellar):
+            await engine.reopen_episode(CHANNEL, MOD, "escape", "below")  # in the cellar
         await engine.unset_flag(CHANNEL, MOD, "door_open")
         assert "door_open" not in {f.name for f in await engine.flags(CHANNEL)}
         await engine.remove_player(CHANNEL, ASH, MOD)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from engine.errors import InvalidInput, NotFound
-from engine.results import ChangeView, FlagValue
+from engine.results import ChangeView, FlagValue, FlagView
 from engine.rules.conditions import parse_condition
 from engine.state.arcs import advance_arcs
 from engine.state.editor import RELATIONSHIP_FIELDS, StateEditor
@@ -223,7 +223,8 @@ class ModerationUseCases(EngineCore):
     ) -> list[ChangeView]:
         """Make an episode the one its arc is at: it is active again, and later episodes go
         back to locked unless the story opens them on its own (their flags stay as they are).
-        Refused when that would leave its arc two active episodes (see `_one_active`)."""
+        Refused when its goal (or its completed arc's condition) still holds, and when that
+        would leave its arc two active episodes (see `_one_active`)."""
         found: list[tuple[Arc, Episode]] = []
 
         async def edit(editor: StateEditor, state: Snapshot) -> None:
@@ -231,6 +232,14 @@ class ModerationUseCases(EngineCore):
             found.append((story_arc, ep))
             arc_key = story_arc.key
             progress = state.arcs[arc_key]
+            # What the story would complete again in this very edit (setting its flags
+            # again, over newer values) is refused, with the reason, rather than "reopened".
+            if progress.episodes.get(ep.key, "locked") != "active":
+                _refuse_if_holds(
+                    ep.completes_when, state, f"{story_arc.title} / {ep.title}", "its goal"
+                )
+            if progress.status == "completed":
+                _refuse_if_holds(story_arc.completes_when, state, story_arc.title, "its condition")
             if progress.status != "active":
                 await editor.set("arc", arc_key, "active", "by a moderator")
             await editor.set("episode", f"{arc_key}/{ep.key}", "active", "by a moderator")
@@ -270,6 +279,28 @@ def _episode_of(state: Snapshot, arc: str, episode: str) -> tuple[Arc, Episode]:
     episodes = {e.key: e for e in story_arc.episodes}
     key = find_key(episode, {k: e.title for k, e in episodes.items()}, "episode")
     return story_arc, episodes[key]
+
+
+def _refuse_if_holds(condition: str | None, state: Snapshot, title: str, what: str) -> None:
+    """Refuse reopening what `condition` would complete again at once, naming the condition
+    and the flags it tests as they are now (who set them, and when)."""
+    if condition is None:
+        return
+    parsed = parse_condition(condition)
+    if not parsed.evaluate(state):
+        return
+    flags = []
+    for name in sorted(parsed.flags):
+        flag = state.flags.get(name)
+        if flag is None:
+            flags.append(f"{name} is unset")
+        else:
+            flags.append(FlagView(name, flag.value, flag.set_by, flag.set_at_turn).describe())
+    now = f": {'; '.join(flags)}" if flags else ""
+    raise InvalidInput(
+        f"{title} would be completed again at once: {what} `{condition}` still holds{now}. "
+        "Change that first, then reopen it."
+    )
 
 
 def _one_active(arc: Arc, state: Snapshot, action: str) -> None:
