@@ -108,6 +108,7 @@ class StateEditor:
         # Append-only rows, inserted in one statement each by `save()`.
         self._pending: list[dict[str, Any]] = []
         self._facts: list[dict[str, Any]] = []
+        self.facts_saved: list[dict[str, Any]] = []  # knowledge rows written, in order
         self._readers: dict[str, Callable[[str], Awaitable[Any]]] = {
             "flag": self._get_flag,
             "relationship": self._get_relationship_kind,
@@ -179,6 +180,7 @@ class StateEditor:
         await self.rows.flush()
         facts, self._facts = self._facts, []
         await self.runner.run_many(_insert_facts, facts)
+        self.facts_saved += facts
         pending, self._pending = self._pending, []
         await self.runner.run_many(_insert_changes, pending)
 

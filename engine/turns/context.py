@@ -33,7 +33,8 @@ MIN_TRANSCRIPT_LINES = 4
 MIN_SUMMARIES = 2
 LORE_SCAN_LINES = 6
 MAX_LORE = 6
-MAX_WITNESSED = 6
+MAX_WITNESSED = 6  # the newest facts a character witnessed
+MAX_PRIVATE_FACTS = 20  # the first facts a character knows otherwise (the story's, told)
 
 
 class Line(NamedTuple):

@@ -28,10 +28,11 @@ from engine.state.arcs import advance_arcs
 from engine.state.editor import StateEditor
 from engine.state.naming import named_changes
 from engine.state.snapshot import Snapshot
-from engine.turns import recent, store, turn_writes
+from engine.turns import store, turn_writes
 from engine.turns.context import ContextParts, build_scene_context
 from engine.turns.director import DirectorPlan, plan_changes, step_toward
 from engine.turns.director_output import DirectorOutput
+from engine.turns.kept import KeptReading
 from engine.turns.memory import search_words
 from engine.turns.prompts import director_messages
 from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
@@ -69,7 +70,7 @@ class TurnInput:
     input_ids: tuple[int, ...]
     number: int  # as players count turns: done turns so far + 1
     model: str | None
-    transcript: recent.KeptTranscript  # as it will be once this turn is stored
+    read: KeptReading  # what its read leaves for the next turn (engine.turns.kept)
 
 
 class TurnPipeline(EngineCore):
@@ -134,19 +135,19 @@ class TurnPipeline(EngineCore):
             return None
         plan = outcome
         applying = time.perf_counter()
-        result = await self._apply(
+        applied = await self._apply(
             channel_id, turn_input, parser, plan, state, context.tokens, context.dropped, prep_ms
         )
-        if result is None:
+        result = None
+        if applied is None:
             self.states.invalidate(turn_input.playthrough_id)
             await self.sink.notice(channel_id, TURN_DROPPED)
         else:
-            kept = self.states.put(state, version)  # now holds this turn's changes
+            result, kept = applied
+            version_now = self.states.put(state, version)  # now holds this turn's changes
             if result.turn_number != turn_input.number:
-                kept = None  # another process wrote a turn meanwhile
-            self.transcripts.put(
-                state.playthrough_id, kept, result.turn_number, turn_input.transcript
-            )
+                version_now = None  # another process wrote a turn meanwhile
+            self.kept_readings.put(state.playthrough_id, version_now, result.turn_number, kept)
         # Engine time of the turn, LLM calls excluded (read by bench/turns.py).
         self.turn_engine_ms.append(prep_ms + (time.perf_counter() - applying) * 1000)
         if result is not None:
@@ -291,7 +292,7 @@ class TurnPipeline(EngineCore):
             guild_model=not known,
             recheck=recheck,
             extra=self.memory.queries(pt.id, until, guess) if guess is not None else (),
-            kept=self.transcripts.get(pt.id, version, pt.turn_count),
+            kept=self.kept_readings.get(pt.id, version, pt.turn_count),
         )
         if recheck is not None and read.playthrough != pt:
             return _CHANGED
@@ -303,8 +304,10 @@ class TurnPipeline(EngineCore):
         if not waiting:
             return None
         number = pt.turn_count + 1
-        transcript = recent.seen(read.transcript, read.waiting, number, size, read.newest_message)
-        turn_input = TurnInput(pt.id, waiting, number, self.guild_models[pt.guild_id], transcript)
+        left = KeptReading.seen(
+            read.transcript, read.waiting, number, size, read.newest_message, read.knowledge
+        )
+        turn_input = TurnInput(pt.id, waiting, number, self.guild_models[pt.guild_id], left)
         parts = read.parts(state)
         # What the players write now says what matters: the guess holds if its words do.
         if guess is not None and (
@@ -324,7 +327,7 @@ class TurnPipeline(EngineCore):
         tokens: int,
         dropped_context: dict[str, int],
         prep_ms: float,
-    ) -> TurnResult | None:
+    ) -> tuple[TurnResult, KeptReading] | None:
         started = time.perf_counter()
         try:
             async with self.db.writing() as runner:
@@ -413,7 +416,9 @@ class TurnPipeline(EngineCore):
                 visible = named_changes(
                     (c for c in editor.changes if c.kind != "knowledge"), state.story
                 )
-                return TurnResult(channel_id, number, tuple(posts), visible, tuple(notes))
+                keys = {c.id: c.key for c in state.characters.values()}
+                left = turn_input.read.learned(editor.facts_saved, keys)
+                return TurnResult(channel_id, number, tuple(posts), visible, tuple(notes)), left
         except turn_writes.TurnDropped:
             log.info(
                 "turn %s dropped: the story was paused or ended, or its input was answered "

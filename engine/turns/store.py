@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -21,10 +22,15 @@ from engine.db import models as m
 from engine.db.statements import Call, Runner, first
 from engine.state.snapshot import Snapshot
 from engine.turns import chapters
-from engine.turns.context import MAX_WITNESSED, ContextParts, KnownFact, Line
-from engine.turns.recent import KeptTranscript, Row
+from engine.turns.context import (
+    MAX_PRIVATE_FACTS,
+    MAX_WITNESSED,
+    ContextParts,
+    KnownFact,
+    Line,
+)
+from engine.turns.kept import KeptReading, Row
 
-MAX_PRIVATE_FACTS = 20
 MAX_SUMMARIES = 8
 MAX_INPUTS_PER_TURN = 50
 
@@ -167,7 +173,7 @@ class TurnReading:
 
     transcript: list[Row]  # (message id, line), oldest first
     waiting: list[Row]
-    knowledge: list[KnownFact]
+    knowledge: dict[int, tuple[KnownFact, ...]]  # by character id: kept, then read
     summaries: list[str]
     chapters: list[chapters.Chapter]
     guild_model: str | None = None
@@ -181,7 +187,7 @@ class TurnReading:
             state,
             [line for _, line in self.transcript],
             inputs,
-            self.knowledge,
+            [fact for facts in self.knowledge.values() for fact in facts],
             self.summaries,
             chapters=self.chapters,
         )
@@ -196,16 +202,19 @@ async def read_turn(
     guild_model: bool = False,
     recheck: int | None = None,
     extra: Sequence[Call] = (),
-    kept: KeptTranscript | None = None,
+    kept: KeptReading | None = None,
 ) -> TurnReading:
     """Everything in one round trip, which also ends the read transaction. Waiting input
     is always the newest message (a turn takes all of it), so the recent transcript and
     the input come from one query; knowledge and summaries from indexed ranges. With
     `recheck` (a channel id), the channel's live playthrough is read alongside, so a caller
     that trusted a remembered `pt` can see whether it still holds. `extra` queries ride along
-    (recall's); their rows are in `extra`. With `kept` (the transcript kept from the last
-    turn) only newer messages are read."""
+    (recall's); their rows are in `extra`. With `kept` (engine.turns.kept: what the last
+    turn's read left) only newer messages and the knowledge of characters not kept are
+    read."""
     characters = {c.id: c.key for c in state.present_characters() if not c.is_player}
+    known = kept.knowledge if kept is not None else {}
+    unread = {cid: key for cid, key in characters.items() if cid not in known}
     limit = recent_messages + MAX_INPUTS_PER_TURN
     messages: Call = (
         (_recent_messages, {"pid": pt.id, "limit": limit})
@@ -215,7 +224,7 @@ async def read_turn(
     calls: list[Call] = [
         messages,
         (_summaries, {"pid": pt.id, "until": pt.turn_count - MAX_SUMMARIES}),
-        (_knowledge(len(characters)), {f"c{n}": cid for n, cid in enumerate(characters)}),
+        (_knowledge(len(unread)), {f"c{n}": cid for n, cid in enumerate(unread)}),
         (chapters.latest, {"pid": pt.id}),
     ]
     if guild_model:
@@ -239,7 +248,7 @@ async def read_turn(
     return TurnReading(
         transcript[-recent_messages:],
         waiting,
-        _known_facts(characters, results[2]),
+        {**known, **_known_facts(unread, results[2])},
         [summary for (summary,) in reversed(results[1])],
         chapters.chapters_of(results[3]),
         str(model) if model else None,
@@ -261,15 +270,24 @@ def _played_numbers(rows: list[tuple[Any, ...]], turn_count: int) -> dict[int, i
     return played
 
 
-def _known_facts(keys: dict[int, str], rows: list[tuple[Any, ...]]) -> list[KnownFact]:
-    facts = [KnownFact(keys[cid], fact, source, turn) for cid, fact, source, turn in rows]
-    facts.sort(key=lambda f: (f.character_key, f.turn))
-    private: dict[str, int] = {}
-    kept = []
-    for fact in facts:  # the two private ranges may bring twice the limit together
-        if fact.source != "witnessed":
-            private[fact.character_key] = private.get(fact.character_key, 0) + 1
-            if private[fact.character_key] > MAX_PRIVATE_FACTS:
-                continue
-        kept.append(fact)
-    return kept
+def _known_facts(
+    keys: dict[int, str], rows: list[tuple[Any, ...]]
+) -> dict[int, tuple[KnownFact, ...]]:
+    """Each character's facts by turn (the private ones first within a turn), at most
+    MAX_PRIVATE_FACTS private ones: the two private ranges may bring twice that together."""
+    by_character: dict[int, list[KnownFact]] = {cid: [] for cid in keys}
+    for cid, fact, source, turn in rows:
+        by_character[cid].append(KnownFact(keys[cid], fact, source, turn))
+    known = {}
+    for cid, facts in by_character.items():
+        facts.sort(key=attrgetter("turn"))
+        private = 0
+        kept = []
+        for fact in facts:
+            if fact.source != "witnessed":
+                private += 1
+                if private > MAX_PRIVATE_FACTS:
+                    continue
+            kept.append(fact)
+        known[cid] = tuple(kept)
+    return known

@@ -23,8 +23,8 @@ from engine.state.loading import load_snapshot
 from engine.state.snapshot import Snapshot, StateCache, StoryCache
 from engine.stories import StoryCatalog
 from engine.turns.chapters import ChapterWriter
+from engine.turns.kept import KeptReadings
 from engine.turns.memory import InputHints, MemoryRecall
-from engine.turns.recent import KeptTranscripts
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class EngineCore:
         self.options = options or EngineOptions()
         self.stories = StoryCache()
         self.states = StateCache()
-        self.transcripts = KeptTranscripts()  # each playthrough's, with its state's version
+        self.kept_readings = KeptReadings()  # each playthrough's, with its state's version
         self.guild_models: dict[int, str | None] = {}  # per-server model override
         # Each channel's live playthrough as its last turn left it (turns/pipeline.py).
         self.seen_playthroughs: dict[int, Any] = {}

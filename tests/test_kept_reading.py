@@ -1,16 +1,17 @@
-"""The recent transcript kept between turns (engine/turns/recent.py) gives every turn the
+"""The recent transcript kept between turns (engine/turns/kept.py) gives every turn the
 same prompt as reading it afresh would, whatever happens between turns."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from engine.facade import Engine
-from engine.turns.recent import KeptTranscript, KeptTranscripts
+from engine.turns.kept import KeptReading, KeptReadings
 from tests.engine_support import (
     CHANNEL,
     GUILD,
@@ -26,15 +27,15 @@ ASH, ROWAN = 11, 12
 WAIT = 10.0
 
 
-class NeverKept(KeptTranscripts):
-    def get(self, playthrough_id: int, version: int, turn_count: int) -> KeptTranscript | None:
+class NeverKept(KeptReadings):
+    def get(self, playthrough_id: int, version: int, turn_count: int) -> KeptReading | None:
         return None
 
 
-class CountingKept(KeptTranscripts):
+class CountingKept(KeptReadings):
     used = 0
 
-    def get(self, playthrough_id: int, version: int, turn_count: int) -> KeptTranscript | None:
+    def get(self, playthrough_id: int, version: int, turn_count: int) -> KeptReading | None:
         kept = super().get(playthrough_id, version, turn_count)
         self.used += kept is not None
         return kept
@@ -80,6 +81,26 @@ async def play(engine: Engine, llm: LLMDouble) -> None:
         await turn(engine, ASH if n % 2 else ROWAN, f"Closing move {n}.")
 
 
+def numbered_directions(counter: itertools.count[int]) -> Any:
+    """Mira is told two facts a turn (past the 20 private facts the prompt shows); Bram
+    comes in at the third answer, Vesna leaves at the sixth and is back at the ninth."""
+
+    def direct(_body: dict[str, Any]) -> str:
+        n = next(counter)
+        presence = {3: {"bram": True}, 6: {"vesna": False}, 9: {"vesna": True}}.get(n, {})
+        learned = [{"character": "mira", "fact": f"Secret {n}{part}."} for part in "ab"]
+        learned.append({"character": "bram", "fact": f"Bram's clue {n}."})
+        return json.dumps(
+            {
+                "summary": f"Moment {n}.",
+                "learned": learned,
+                "presence": [{"character": c, "present": p} for c, p in presence.items()],
+            }
+        )
+
+    return direct
+
+
 def numbered_scenes(counter: itertools.count[int]) -> Any:
     def scene(_body: dict[str, Any]) -> str:
         n = next(counter)
@@ -88,15 +109,16 @@ def numbered_scenes(counter: itertools.count[int]) -> Any:
     return scene
 
 
-async def prompts(tmp_path: Path, llm: LLMDouble, kept: KeptTranscripts, name: str) -> list[str]:
+async def prompts(tmp_path: Path, llm: LLMDouble, kept: KeptReadings, name: str) -> list[str]:
     llm.reset()
     llm.set_default("scene", numbered_scenes(itertools.count(1)))
+    llm.set_default("director", numbered_directions(itertools.count(1)))
     async with running_engine(tmp_path, llm.base_url, catalog_of(TEST_STORY), db_name=name) as (
         engine,
         _sink,
     ):
         engine.options = replace(engine.options, recent_messages=6)
-        engine.transcripts = kept
+        engine.kept_readings = kept
         await play(engine, llm)
     return [call.prompt for call in llm.calls("scene")]
 
@@ -120,4 +142,5 @@ async def test_every_prompt_is_the_same_as_with_the_transcript_read_afresh(
         "Narrator: Scene 15 unfolds.\nMira: Line 15, says Mira.\n\n"
         "THE PLAYERS NOW:\nRowan: Closing move 2."
     ) in last
-    assert "- (turn 12) The scene moved on a little." in last
+    assert "What Mira saw:\n- (turn 7) Moment 7.\n- (turn 8) Moment 10." in last
+    assert "What Bram saw:\n- (turn 7) Moment 7." in last  # came in at turn 3
