@@ -15,7 +15,14 @@ from engine.db.statements import first, scalar
 from engine.errors import InvalidInput, NoPlaythrough, NotFound, NotPlaying, StoryPaused
 from engine.results import InputReceipt, PlayerInfo
 from engine.state.setup import relationship_rows
-from engine.text import clean_name, has_visible_text, name_key, without_controls
+from engine.text import (
+    clean_name,
+    has_visible_text,
+    mixed_scripts,
+    name_key,
+    name_keys,
+    without_controls,
+)
 from engine.turns.script import NARRATOR
 from engine.usecases.base import EngineCore
 
@@ -106,6 +113,15 @@ class PlayerUseCases(EngineCore):
         description = without_controls(description).strip()
         if not has_visible_text(name) or len(name) > MAX_NAME_CHARS:
             raise InvalidInput(f"A character name needs 1 to {MAX_NAME_CHARS} characters.")
+        mixed = mixed_scripts(name)
+        if mixed is not None:
+            # A Cyrillic `а` in `Mirа` looks Latin: such a name could pass for another.
+            word, scripts = mixed
+            which = f"{', '.join(scripts[:-1])} and {scripts[-1]}"
+            raise InvalidInput(
+                f"{word} mixes {which} letters in one word; write each word of a name in one "
+                "script."
+            )
         if len(description) > MAX_DESCRIPTION_CHARS:
             raise InvalidInput(
                 f"Keep the description to at most {MAX_DESCRIPTION_CHARS} characters "
@@ -135,10 +151,16 @@ class PlayerUseCases(EngineCore):
             suggested = {pc.key: pc for pc in story.player_characters}
             key: str | None = None
             same: m.Character | None = None  # someone's own character of this name
+            # A name is also what looks like it: all-Cyrillic `Міга` is Mira.
+            wanted = name_keys(name)
             if character is not None:
-                wanted = name_key(character)
                 key = next(
-                    (k for k, pc in suggested.items() if wanted in (k, name_key(pc.name))), None
+                    (
+                        k
+                        for k, pc in suggested.items()
+                        if not wanted.isdisjoint({k, *name_keys(pc.name)})
+                    ),
+                    None,
                 )
             if key is not None:
                 spec = suggested[key]
@@ -158,26 +180,39 @@ class PlayerUseCases(EngineCore):
             else:
                 # A name (or key) is one character's: the model's lines labelled with it must
                 # go to that character alone.
-                wanted = name_key(name)
-                same = next(
-                    (c for c in characters.values() if wanted in (name_key(c.name), c.key)),
-                    None,
-                )
-                if same is not None and same.role != "player":
-                    raise InvalidInput(
-                        f"{same.name} is a character of the story; pick another name."
-                    )
-                if wanted == name_key(NARRATOR):
+                clashes = [
+                    c
+                    for c in characters.values()
+                    if not wanted.isdisjoint({c.key, *name_keys(c.name)})
+                ]
+                for c in clashes:
+                    if c.role != "player":
+                        raise InvalidInput(
+                            f"{c.name} is a character of the story; pick another name."
+                        )
+                if not wanted.isdisjoint(name_keys(NARRATOR)):
                     # Its posts would look like the story's own narration.
                     raise InvalidInput(f"{NARRATOR} is the story's own voice; pick another name.")
-                if same is not None:
-                    played_by = await session.scalar(
-                        select(m.Player.display_name).where(
-                            m.Player.character_id == same.id, m.Player.left_at.is_(None)
+                if clashes:
+                    played = (
+                        await session.execute(
+                            select(m.Player.character_id, m.Player.display_name).where(
+                                m.Player.character_id.in_([c.id for c in clashes]),
+                                m.Player.left_at.is_(None),
+                            )
                         )
+                    ).first()
+                    if played is not None:
+                        mine = next(c for c in clashes if c.id == played.character_id)
+                        raise InvalidInput(
+                            f"{mine.name} is already played by {played.display_name}."
+                        )
+                    # The one of this very name, if a lookalike was stored before lookalikes
+                    # were refused.
+                    exact = name_key(name)
+                    same = next(
+                        (c for c in clashes if exact in (c.key, name_key(c.name))), clashes[0]
                     )
-                    if played_by is not None:
-                        raise InvalidInput(f"{same.name} is already played by {played_by}.")
                 # Someone's own character that nobody plays now is taken up again, with its
                 # relationships and knowledge.
                 key = same.key if same is not None else _slug(name)
