@@ -42,7 +42,7 @@ from engine.results import PlaythroughInfo, TurnResult
 from engine.settings import Settings
 from engine.sink import NullSink
 from engine.stories import StoryCatalog, load_story
-from engine.text import CONTROL_CHARACTER, has_visible_text
+from engine.text import CONTROL_CHARACTER, clean_name, has_visible_text, same_name
 from engine.turns.script import NARRATOR
 
 CONSOLE_GUILD_ID = 1
@@ -342,9 +342,9 @@ class Console:
         """The story character a new `name:` names, if any: an NPC or a player's character, or
         (with `suggested`) a suggested one nobody plays yet, by key, name or a word of its name
         (`Corvin` is Corvin Hale); or the narrator. Before the story starts, its file's
-        characters."""
-        wanted = name.casefold()
-        if wanted == NARRATOR.casefold():
+        characters. Names are compared as the engine's join compares them: `Ｍｉｒａ` and
+        all-Cyrillic `Міга` are Mira."""
+        if same_name(name, NARRATOR):
             return NARRATOR
         try:
             running = await self.engine.characters(CONSOLE_CHANNEL_ID)
@@ -356,7 +356,8 @@ class Console:
             story = self.engine.story(self.story_key)
             characters += [(s.key, s.name) for s in story.suggested_characters]
         for key, character in characters:
-            if wanted == key.casefold() or wanted in re.split(r"[^\w-]+", character.casefold()):
+            words = (word for word in re.split(r"[^\w-]+", clean_name(character)) if word)
+            if same_name(name, key, *words):
                 return character
         return None
 

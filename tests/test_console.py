@@ -355,6 +355,31 @@ async def test_character_names_are_not_new_players(tmp_path: Path, llm_server: L
         assert text not in scene.prompt
 
 
+async def test_lookalikes_of_character_names_are_not_new_players(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    """The terminal compares names as the engine's join does: a name that reads as a
+    character's, in fullwidth letters or in Cyrillic lookalikes, is that character's."""
+    script = (
+        "\u041c\u0456\u0433\u0430: Welcome, travellers.\n"  # Міга, all Cyrillic: reads Mira
+        "\uff22\uff52\uff41\uff4d: Down here!\n"  # Ｂｒａｍ, fullwidth
+        "\u0421\u0430\u0448\u0430: I wave.\n"  # Саша, nobody's name: a new player
+        "\n"
+    )
+    lines = await play_lines(tmp_path, llm_server, script)
+    join = (
+        "To join as a new player: /join NAME [CHARACTER] or /join NAME as CHARACTER: description."
+    )
+    not_sent = "is the name of a character, not a player: the line was not sent."
+    assert f"! \u041c\u0456\u0433\u0430 (Mira) {not_sent} {join}" in lines
+    assert f"! \uff22\uff52\uff41\uff4d (Bram) {not_sent} {join}" in lines
+    assert [line for line in lines if " plays " in line] == ["! \u0421\u0430\u0448\u0430 plays Ash"]
+    (scene,) = llm_server.calls("scene")
+    assert "Ash: I wave." in scene.prompt
+    for text in ("Welcome, travellers", "Down here"):
+        assert text not in scene.prompt
+
+
 async def test_character_names_of_a_bundled_story(tmp_path: Path, llm_server: LLMDouble) -> None:
     story = (ROOT / "stories" / "last_map.toml").read_text()
     script = (
