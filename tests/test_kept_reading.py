@@ -82,7 +82,7 @@ async def play(engine: Engine, llm: LLMDouble) -> None:
 
 
 def numbered_directions(counter: itertools.count[int]) -> Any:
-    """Mira is told two facts a turn (past the 20 private facts the prompt shows); Bram
+    """Mira is told two facts a turn (past the ten learned facts the prompt shows); Bram
     comes in at the third answer, Vesna leaves at the sixth and is back at the ninth."""
 
     def direct(_body: dict[str, Any]) -> str:
@@ -142,5 +142,11 @@ async def test_every_prompt_is_the_same_as_with_the_transcript_read_afresh(
         "Narrator: Scene 15 unfolds.\nMira: Line 15, says Mira.\n\n"
         "THE PLAYERS NOW:\nRowan: Closing move 2."
     ) in last
+    # Told two facts a turn, Mira's prompt has the ten newest, in order.
+    assert (
+        "What Mira learned:\n- (turn 8) Secret 10a.\n- (turn 8) Secret 10b.\n"
+        "- (turn 9) Secret 11a.\n"
+    ) in last
+    assert "- (turn 12) Secret 15b.\nWhat Mira saw:" in last
     assert "What Mira saw:\n- (turn 7) Moment 7.\n- (turn 8) Moment 10." in last
     assert "What Bram saw:\n- (turn 7) Moment 7." in last  # came in at turn 3

@@ -33,8 +33,11 @@ MIN_TRANSCRIPT_LINES = 4
 MIN_SUMMARIES = 2
 LORE_SCAN_LINES = 6
 MAX_LORE = 6
-MAX_WITNESSED = 6  # the newest facts a character witnessed
-MAX_PRIVATE_FACTS = 20  # the first facts a character knows otherwise (the story's, told)
+MAX_WITNESSED = 6
+# What a character's block shows of each source of knowledge: (how many, the newest ones
+# rather than the first): the story's facts, then what they were told and what they saw
+# lately (older events are in the summaries).
+KNOWLEDGE_SHOWN = {"story": (20, False), "told": (10, True), "witnessed": (MAX_WITNESSED, True)}
 
 
 class Line(NamedTuple):

@@ -5,10 +5,10 @@ index ranges of knowledge (together half of the read's database time).
 
 What is kept is exactly what a full read would give (`store.read_turn`): the lines of done
 turns (and the opening) by message id, the newest `size` of them; and each character's
-facts in the prompt's order (by turn), at most MAX_PRIVATE_FACTS private ones and the
-newest MAX_WITNESSED witnessed ones. A turn's read ends with `KeptReading.seen`: the lines it
-read plus its input as lines of the turn it answers. Once that turn is stored, the facts it
-wrote are added (`learned`) and the whole is kept under the state cache's version
+facts in the order learned, as many of each source as the prompt shows (`KNOWLEDGE_SHOWN`).
+A turn's read ends with `KeptReading.seen`: the lines it read plus its input as lines of
+the turn it answers. Once that turn is stored, the facts it wrote are added (`learned`)
+and the whole is kept under the state cache's version
 (`StateCache.put`), so anything else that writes a playthrough (undo, retry, a moderator's
 edit, a join, a dropped turn) bumps that version and the next read is a full one. The turn
 count is checked as well: if another process wrote a turn, nothing kept is used.
@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from engine.turns.context import MAX_PRIVATE_FACTS, MAX_WITNESSED, KnownFact, Line
+from engine.turns.context import KNOWLEDGE_SHOWN, KnownFact, Line
 
 Row = tuple[int, Line]  # (message id, line)
-WITNESSED = "witnessed"
 
 
 @dataclass(frozen=True)
@@ -63,24 +62,20 @@ class KeptReading:
                 continue  # not read yet: the next read that needs it reads it
             key = keys[character_id]
             fact = KnownFact(key, row["fact"], row["source"], row["turn_number"])
-            if known and known[-1].turn > fact.turn:
-                del knowledge[character_id]  # would not go last: read it afresh
-                continue
-            knowledge[character_id] = _with(known, fact)
+            knowledge[character_id] = _with(known, fact)  # the newest: written last
         return KeptReading(self.lines, self.after, knowledge)
 
 
 def _with(known: tuple[KnownFact, ...], fact: KnownFact) -> tuple[KnownFact, ...]:
-    """`known` and `fact`, as the read would give them: the first private facts by turn,
-    the newest witnessed ones."""
-    if fact.source != WITNESSED:
-        private = sum(1 for f in known if f.source != WITNESSED)
-        return known if private >= MAX_PRIVATE_FACTS else (*known, fact)
-    seen = [i for i, f in enumerate(known) if f.source == WITNESSED]
-    if len(seen) >= MAX_WITNESSED:
-        oldest = seen[0]
-        known = known[:oldest] + known[oldest + 1 :]
-    return (*known, fact)
+    """`known` and the newer `fact`, as the read would give them (`KNOWLEDGE_SHOWN`)."""
+    limit, newest = KNOWLEDGE_SHOWN.get(fact.source, (0, False))
+    same = [i for i, f in enumerate(known) if f.source == fact.source]
+    if len(same) < limit:
+        return (*known, fact)
+    if not newest or not same:
+        return known
+    oldest = same[0]
+    return (*known[:oldest], *known[oldest + 1 :], fact)
 
 
 class KeptReadings:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -23,8 +23,7 @@ from engine.db.statements import Call, Runner, first
 from engine.state.snapshot import Snapshot
 from engine.turns import chapters
 from engine.turns.context import (
-    MAX_PRIVATE_FACTS,
-    MAX_WITNESSED,
+    KNOWLEDGE_SHOWN,
     ContextParts,
     KnownFact,
     Line,
@@ -106,10 +105,12 @@ def _summaries() -> Any:
 
 
 def _knowledge_query(count: int) -> Any:
-    """Private facts and the latest witnessed ones of `count` characters, in one statement
-    made of small index range scans: a window over all their knowledge, or `source !=
-    "witnessed"` (which the index cannot range over), would read every fact ever witnessed."""
+    """What `count` characters know, as the prompt shows it (`KNOWLEDGE_SHOWN`): the
+    story's first facts, the newest learned and witnessed ones. One statement made of small
+    index range scans; a window over all their knowledge would read every fact ever
+    witnessed."""
     columns = (
+        m.Knowledge.id,
         m.Knowledge.character_id,
         m.Knowledge.fact,
         m.Knowledge.source,
@@ -117,22 +118,15 @@ def _knowledge_query(count: int) -> Any:
     )
     parts = []
     for n in range(count):
-        mine = m.Knowledge.character_id == bindparam(f"c{n}")
-        for private in (m.Knowledge.source < "witnessed", m.Knowledge.source > "witnessed"):
+        for source, (limit, newest) in KNOWLEDGE_SHOWN.items():
+            order = (m.Knowledge.turn_number, m.Knowledge.id)
             parts.append(
                 select(*columns)
-                .where(mine, private)
-                .order_by(m.Knowledge.turn_number)
-                .limit(MAX_PRIVATE_FACTS)
+                .where(m.Knowledge.character_id == bindparam(f"c{n}"), m.Knowledge.source == source)
+                .order_by(*(column.desc() for column in order) if newest else order)
+                .limit(limit)
                 .subquery()
             )
-        parts.append(
-            select(*columns)
-            .where(mine, m.Knowledge.source == "witnessed")
-            .order_by(m.Knowledge.turn_number.desc())
-            .limit(MAX_WITNESSED)
-            .subquery()
-        )
     return union_all(*(select(part) for part in parts))
 
 
@@ -273,21 +267,11 @@ def _played_numbers(rows: list[tuple[Any, ...]], turn_count: int) -> dict[int, i
 def _known_facts(
     keys: dict[int, str], rows: list[tuple[Any, ...]]
 ) -> dict[int, tuple[KnownFact, ...]]:
-    """Each character's facts by turn (the private ones first within a turn), at most
-    MAX_PRIVATE_FACTS private ones: the two private ranges may bring twice that together."""
-    by_character: dict[int, list[KnownFact]] = {cid: [] for cid in keys}
-    for cid, fact, source, turn in rows:
-        by_character[cid].append(KnownFact(keys[cid], fact, source, turn))
-    known = {}
-    for cid, facts in by_character.items():
-        facts.sort(key=attrgetter("turn"))
-        private = 0
-        kept = []
-        for fact in facts:
-            if fact.source != "witnessed":
-                private += 1
-                if private > MAX_PRIVATE_FACTS:
-                    continue
-            kept.append(fact)
-        known[cid] = tuple(kept)
-    return known
+    """Each character's facts in the order they were learned."""
+    by_character: dict[int, list[tuple[int, KnownFact]]] = {cid: [] for cid in keys}
+    for fact_id, cid, fact, source, turn in rows:
+        by_character[cid].append((fact_id, KnownFact(keys[cid], fact, source, turn)))
+    return {
+        cid: tuple(fact for _, fact in sorted(facts, key=itemgetter(0)))
+        for cid, facts in by_character.items()
+    }
