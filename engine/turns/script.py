@@ -79,6 +79,7 @@ _LINE_ENDS = re.compile("\r\n?|\u2028|\u2029")
 _BARE_MARKERS = re.compile(
     r"[\s\u200b-\u200d\u2060\ufeff]*[-*_~=][-*_~=\s\u200b-\u200d\u2060\ufeff]*"
 )
+_BARE_MARKERS_END = frozenset("-*_~=\u200b\u200c\u200d\u2060\ufeff")
 
 
 def _after_tags(line: str, thinking: bool) -> tuple[bool, int | None, str]:
@@ -306,11 +307,11 @@ class ScriptParser:
                 rest_at = match.start("after")
             speaker, is_player = label
             rest = line[rest_at:].lstrip()
-            # `**Mira: Hello.**`, `<b>Mira: Hello.</b>`: a bold line loses its closing markup
-            closing = f"</{opening[1:]}" if opening and opening[0] == "<" else (opening or "")
-            bold_line = closing and not match.group("close") and not after
-            if bold_line and rest.lower().endswith(closing.lower()):
-                rest = rest[: -len(closing)].rstrip()
+            if opening and not match.group("close") and not after:
+                # `**Mira: Hello.**`, `<b>Mira: Hello.</b>`: a bold line loses its closing markup
+                closing = f"</{opening[1:]}" if opening[0] == "<" else opening
+                if rest[-len(closing) :].lower() == closing.lower():
+                    rest = rest[: -len(closing)].rstrip()
             asides = [a.strip() for a in match.group("aside", "aside2") if a]
             if asides:  # kept as the post's stage directions
                 rest = " ".join([*(f"({a})" for a in asides), rest]).rstrip()
@@ -337,7 +338,9 @@ class ScriptParser:
             if current.index is not None:
                 current.blank_pending = True
             return
-        if _BARE_MARKERS.fullmatch(line):  # (the post's first line, or maybe its last)
+        # A `---` line waits: it must not start a post, nor end one. (`line` is not blank and
+        # ends in no space, so a marker line ends in a marker or an invisible character.)
+        if line[-1] in _BARE_MARKERS_END and _BARE_MARKERS.fullmatch(line):
             if current.index is not None:
                 current.markers_pending += ("\n\n" if current.blank_pending else "\n") + line
                 current.blank_pending = False
