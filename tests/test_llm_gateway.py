@@ -186,6 +186,7 @@ async def test_director_model_falls_back_to_the_main_model(llm_server: LLMDouble
         '<think>Maybe {"summary": "draft"}?</think>\n{"summary": "ok"}',
         'Maybe {"summary": "draft"}?</think>\n{"summary": "ok"}',
         '<thinking>{"summary": "draft"}</thinking>{"summary": "ok"}',
+        '< think >{"summary": "draft"}</ think>{"summary": "ok"}',
         'Notes {not json} then {"summary": "ok"}',
     ],
 )

@@ -243,6 +243,8 @@ def test_long_stage_directions_and_bold_lines() -> None:
 def test_reasoning_tags_of_other_names() -> None:
     posts, _ = parse("<reasoning>\nBram: Help!\n</reasoning>\nNarrator: Rain.")
     assert posts == [ScriptPost(NARRATOR, "Rain.")]
+    posts, _ = parse("Mira: Hi. < think>she lies</ think >Truly.\n<Thinking >Bram: x</thinking>")
+    assert posts == [ScriptPost(MIRA, "Hi. Truly.")]
 
 
 def test_narration_without_labels_is_kept_whole() -> None:

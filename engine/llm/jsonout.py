@@ -16,9 +16,12 @@ from typing import Any
 MAX_CHARS = 200_000
 MAX_ATTEMPTS = 50  # bounded work on hostile replies full of braces
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-_THINK = re.compile(r"<(think(?:ing)?|reasoning)>.*?(?:</\1>|$)", re.DOTALL | re.IGNORECASE)
+_THINK = re.compile(
+    r"<\s*(think(?:ing)?|reasoning)\s*>.*?(?:<\s*/\s*\1\s*>|$)", re.DOTALL | re.IGNORECASE
+)
 # An opening or closing reasoning tag (the script parser uses it too).
-REASONING_TAG = re.compile(r"<(?P<close>/?)(?:think(?:ing)?|reasoning)>", re.IGNORECASE)
+# Spaces inside the brackets too (`< think>`, `</ think >`): some templates write them.
+REASONING_TAG = re.compile(r"<\s*(?P<close>/?)\s*(?:think(?:ing)?|reasoning)\s*>", re.IGNORECASE)
 
 
 def strip_reasoning(text: str) -> str:
