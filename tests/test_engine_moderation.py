@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from engine.errors import ChannelBusy, InvalidInput, NoPlaythrough, NotFound, StoryPaused
+from engine.state.snapshot import StateCache
 from tests.engine_support import CHANNEL, GUILD, MOD, TEST_STORY, catalog_of, running_engine
 from tests.llm_double import LLMDouble
 
@@ -392,3 +393,33 @@ async def test_a_story_ended_and_started_again_elsewhere_begins_afresh(
         prompt = llm_server.calls("scene")[-1].prompt
         assert "Ash: I walk in from the storm." in prompt
         assert "I knock" not in prompt
+
+
+def _chain_story(length: int) -> str:
+    """TEST_STORY with an arc "chain" whose episodes each set the flag the next completes on."""
+    episodes = "".join(
+        f'\n[[arcs.episodes]]\nkey = "step{n}"\ntitle = "Step {n}"\ngoal = "Go on."\n'
+        f'completes_when = "flag.step{n}"\nsets_flags = {{ step{n + 1} = true }}\n'
+        for n in range(1, length + 1)
+    )
+    flags = "".join(f"step{n} = false\n" for n in range(1, length + 2))
+    story = TEST_STORY.replace("door_open = false\n", f"door_open = false\n{flags}")
+    return f'{story}\n[[arcs]]\nkey = "chain"\ntitle = "The Chain"\n{episodes}'
+
+
+async def test_a_chain_of_episodes_is_followed_to_its_end_and_shown_as_stored(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog_of(_chain_story(8))) as (
+        engine,
+        _,
+    ):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.set_flag(CHANNEL, MOD, "step1", True)  # each step opens the next
+        shown = [(a.status, [e.status for e in a.episodes]) for a in await engine.arcs(CHANNEL)]
+        flags = {f.name: f.value for f in await engine.flags(CHANNEL)}
+        engine.states = StateCache()  # read everything again from the database
+        stored = [(a.status, [e.status for e in a.episodes]) for a in await engine.arcs(CHANNEL)]
+        assert shown == stored
+        assert flags == {f.name: f.value for f in await engine.flags(CHANNEL)}
+        assert stored[-1] == ("completed", ["completed"] * 8)  # followed to its end

@@ -9,7 +9,10 @@ Rules, in story order:
   episodes are completed. Episodes it leaves unfinished stay as they are, never complete,
   and are no goal of the narrator's; views show them as "skipped".
 Transitions can enable further transitions (a flag set by one episode opens the next), so
-rounds repeat until nothing changes, at most `MAX_ROUNDS` times.
+rounds repeat until nothing changes. Statuses only move forward here (locked, active,
+completed), so every round that changes something moves an arc or episode on, and two
+rounds per arc and per episode are always enough: a chain of episodes, each completed by
+the flag the one before it sets, is followed to its end in one pass.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ from engine.rules.conditions import Condition, parse_condition
 from engine.state.editor import StateEditor
 from engine.state.snapshot import Snapshot
 from engine.stories.schema import Arc
-
-MAX_ROUNDS = 8
 
 
 @lru_cache(maxsize=4096)
@@ -79,13 +80,17 @@ async def advance_arcs(editor: StateEditor, state: Snapshot, reason: str = "") -
     applied to it in memory (it is updated in place), so no reload is needed."""
     start = len(editor.changes)
     seen = 0
-    for _ in range(MAX_ROUNDS):
+    arcs = state.story.arcs
+    rounds = 2 * (len(arcs) + sum(len(arc.episodes) for arc in arcs)) + 1
+    for _ in range(rounds):
         for change in editor.changes[seen:]:
             state.apply(change)
         seen = len(editor.changes)
         changed = False
-        for arc in state.story.arcs:
+        for arc in arcs:
             changed = await _arc_round(arc, state, editor, reason) or changed
         if not changed:
             break
+    for change in editor.changes[seen:]:  # (only if the rounds ran out)
+        state.apply(change)
     return editor.changes[start:]
