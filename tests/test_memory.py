@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -40,19 +41,50 @@ async def begin(engine: Engine) -> None:
     await engine.join(CHANNEL, ASH, "ash", character="ash")
 
 
+def turns_shown(prompt: str) -> tuple[list[int], list[int]]:
+    """The turns of a prompt's EARLIER summaries and those of its transcript."""
+    earlier = prompt.split("EARLIER:\n", 1)[1].split("\n\n", 1)[0] if "EARLIER:" in prompt else ""
+    transcript = prompt.split("RECENT TRANSCRIPT:\n", 1)[1].split("\n\n", 1)[0]
+    return (
+        [int(n) for n in re.findall(r"^- \(turn (\d+)\)", earlier, re.M)],
+        [int(n) for n in re.findall(r"^\[turn (\d+)\]$", transcript, re.M)],
+    )
+
+
 async def test_summaries_of_earlier_turns_reach_the_prompt_and_the_recap(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:
-    llm_server.reply("director", *[summary(f"Event number {n}.") for n in range(1, 11)])
+    llm_server.reply("director", *[summary(f"Event number {n}.") for n in range(1, 25)])
     async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
         await begin(engine)
-        for n in range(11):
+        for n in range(25):
             await play(engine, f"I wait ({n}).")
-        # Turns 1-2 are older than the eight whose transcript the prompt shows in full.
+        # The transcript's 40 lines hold turns 5-24 (an input and a post each); the
+        # summaries of the turns before them come first.
         prompt = llm_server.calls("scene")[-1].prompt
-        assert "EARLIER:\n- Event number 1.\n- Event number 2." in prompt
+        assert turns_shown(prompt) == ([1, 2, 3, 4], list(range(5, 25)))
+        assert "EARLIER:\n- (turn 1) Event number 1.\n- (turn 2) Event number 2." in prompt
         recap = await engine.recap(CHANNEL)
         assert "(turn 10) Event number 10." in recap.summaries
+
+
+async def test_no_turn_falls_between_the_summaries_and_a_shortened_transcript(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # Long replies: the token budget keeps only the last few turns of the transcript.
+    long_reply = "Narrator: " + "The storm throws rain against the shutters. " * 80
+    llm_server.set_default("scene", long_reply)
+    llm_server.set_default("director", lambda _body: summary("Rain."))
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await begin(engine)
+        for n in range(20):
+            await play(engine, f"I wait ({n}).")
+        shortened = 0
+        for call in llm_server.calls("scene")[1:]:
+            earlier, transcript = turns_shown(call.prompt)
+            assert earlier == list(range(max(1, transcript[0] - 8), transcript[0]))
+            shortened += len(transcript) < 8
+        assert shortened >= 8  # the budget, not the 40 lines, decided
 
 
 async def test_an_old_turn_that_matters_is_recalled(

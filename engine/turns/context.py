@@ -31,6 +31,7 @@ from engine.turns.memory import Recalled
 
 MIN_TRANSCRIPT_LINES = 4
 MIN_SUMMARIES = 2
+MAX_SUMMARIES = 8  # of the turns just before the transcript
 LORE_SCAN_LINES = 6
 MAX_LORE = 6
 MAX_WITNESSED = 6
@@ -51,6 +52,13 @@ class Line(NamedTuple):
         return f"{self.speaker}: {self.text}"
 
 
+class Summary(NamedTuple):
+    """The director's summary of one turn."""
+
+    turn: int
+    text: str
+
+
 class KnownFact(NamedTuple):
     character_key: str
     fact: str
@@ -64,7 +72,7 @@ class ContextParts:
     transcript: list[Line]
     inputs: list[Line]
     knowledge: list[KnownFact]
-    summaries: list[str]
+    summaries: list[Summary]  # the latest turns' (the prompt picks those before the transcript)
     recalled: list[Recalled] = field(default_factory=list)  # older turns (engine.turns.memory)
     chapters: list[Chapter] = field(default_factory=list)  # the story so far, oldest first
 
@@ -140,7 +148,7 @@ class _Sections:
         self.parts = parts
         self.words = words
         self.transcript = list(parts.transcript)
-        self.summaries = list(parts.summaries)
+        self.summaries = MAX_SUMMARIES  # how many of the turns before the transcript
         self.recalled = list(parts.recalled)
         self.chapters = list(parts.chapters)
         recent = " ".join(line.text for line in parts.transcript[-LORE_SCAN_LINES:] + parts.inputs)
@@ -198,9 +206,24 @@ class _Sections:
                 "LONG AGO (recalled because it may matter now):\n"
                 + "\n".join(f"- (turn {r.turn}) {r.summary}" for r in self.recalled)
             )
-        if self.summaries:
-            sections.append("EARLIER:\n" + "\n".join(f"- {s}" for s in self.summaries))
+        earlier = self._earlier()
+        if earlier:
+            sections.append(
+                "EARLIER:\n" + "\n".join(f"- (turn {s.turn}) {s.text}" for s in earlier)
+            )
         return "\n\n".join(sections)
+
+    def _earlier(self) -> list[Summary]:
+        """The summaries of the turns before the oldest one the transcript shows, so that
+        no turn falls between the two when the budget shortens the transcript."""
+        if self.transcript:
+            first = self.transcript[0].turn
+            if first is None:
+                return []  # it shows the story from its opening
+            older = [s for s in self.parts.summaries if s.turn < first]
+        else:
+            older = list(self.parts.summaries)
+        return older[-self.summaries :]
 
     def _knowledge(self, present: Sequence[CharacterState]) -> list[str]:
         blocks = []
@@ -289,8 +312,8 @@ class _Sections:
         if self.chapters:
             del self.chapters[0]
             return "chapters"
-        if len(self.summaries) > MIN_SUMMARIES:
-            del self.summaries[0]
+        if self.summaries > MIN_SUMMARIES and len(self._earlier()) > MIN_SUMMARIES:
+            self.summaries -= 1
             return "summaries"
         if self.lore:
             self.lore.pop()

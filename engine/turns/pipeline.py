@@ -29,7 +29,7 @@ from engine.state.editor import StateEditor
 from engine.state.naming import named_changes
 from engine.state.snapshot import Snapshot
 from engine.turns import store, turn_writes
-from engine.turns.context import ContextParts, build_scene_context
+from engine.turns.context import MAX_SUMMARIES, ContextParts, build_scene_context
 from engine.turns.director import DirectorPlan, plan_changes, step_toward
 from engine.turns.director_output import DirectorOutput
 from engine.turns.kept import KeptReading
@@ -50,7 +50,7 @@ TURN_DROPPED = (
 )
 # The prompt has the summaries of the turns before the recent transcript; older ones are
 # recalled (engine.turns.memory).
-RECALL_AFTER = 2 * store.MAX_SUMMARIES
+RECALL_AFTER = 2 * MAX_SUMMARIES
 # The director's edits that set a value outright (relationships are steps, knowledge adds).
 SET_OUTRIGHT = frozenset({"flag", "mood", "intent", "present", "location", "scene"})
 

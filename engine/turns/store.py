@@ -24,13 +24,14 @@ from engine.state.snapshot import Snapshot
 from engine.turns import chapters
 from engine.turns.context import (
     KNOWLEDGE_SHOWN,
+    MAX_SUMMARIES,
     ContextParts,
     KnownFact,
     Line,
+    Summary,
 )
 from engine.turns.kept import KeptReading, Row
 
-MAX_SUMMARIES = 8
 MAX_INPUTS_PER_TURN = 50
 
 
@@ -87,20 +88,16 @@ def _recent_messages(*newer: Any) -> Any:
 
 
 def _messages_after() -> Any:
-    """Like `_recent_messages`, only those newer than message `after` (see engine.turns.recent)."""
+    """Like `_recent_messages`, only those newer than message `after` (engine.turns.kept)."""
     return _recent_messages(m.Message.id > bindparam("after"))
 
 
 def _summaries() -> Any:
     return (
-        select(m.Memory.content)
-        .where(
-            m.Memory.playthrough_id == bindparam("pid"),
-            m.Memory.kind == "summary",
-            m.Memory.turn_to <= bindparam("until"),
-        )
+        select(m.Memory.turn_to, m.Memory.content)
+        .where(m.Memory.playthrough_id == bindparam("pid"), m.Memory.kind == "summary")
         .order_by(m.Memory.turn_to.desc())
-        .limit(MAX_SUMMARIES)
+        .limit(bindparam("limit"))
     )
 
 
@@ -168,7 +165,7 @@ class TurnReading:
     transcript: list[Row]  # (message id, line), oldest first
     waiting: list[Row]
     knowledge: dict[int, tuple[KnownFact, ...]]  # by character id: kept, then read
-    summaries: list[str]
+    summaries: list[Summary]  # the newest turns', oldest first (the transcript's too)
     chapters: list[chapters.Chapter]
     guild_model: str | None = None
     playthrough: PlaythroughRow | None = None  # read again when asked (`recheck`)
@@ -217,7 +214,9 @@ async def read_turn(
     )
     calls: list[Call] = [
         messages,
-        (_summaries, {"pid": pt.id, "until": pt.turn_count - MAX_SUMMARIES}),
+        # The prompt shows those of the turns just before its transcript, which can hold up
+        # to one turn per two lines (an input and a post).
+        (_summaries, {"pid": pt.id, "limit": MAX_SUMMARIES + recent_messages // 2}),
         (_knowledge(len(unread)), {f"c{n}": cid for n, cid in enumerate(unread)}),
         (chapters.latest, {"pid": pt.id}),
     ]
@@ -243,7 +242,7 @@ async def read_turn(
         transcript[-recent_messages:],
         waiting,
         {**known, **_known_facts(unread, results[2])},
-        [summary for (summary,) in reversed(results[1])],
+        [Summary(turn, text) for turn, text in reversed(results[1])],
         chapters.chapters_of(results[3]),
         str(model) if model else None,
         PlaythroughRow(*live[0]) if live else None,
