@@ -21,8 +21,22 @@ def has_visible_text(text: str) -> bool:
 CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+# Surrogate code points: never text on their own. Python makes them of bytes it cannot decode
+# (`surrogateescape`: a stray \xff on standard input is "\udcff"), and neither UTF-8 nor the
+# database can store them.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(text: str) -> str:
+    """`text` with each surrogate code point replaced by U+FFFD, as a decoder with
+    `errors="replace"` shows a byte it cannot decode."""
+    return SURROGATE.sub("\N{REPLACEMENT CHARACTER}", text) if SURROGATE.search(text) else text
+
+
 def without_controls(text: str) -> str:
-    """`text` without control characters, tab and newline kept."""
+    """`text` without control characters, tab and newline kept, and with surrogates shown as
+    U+FFFD (`without_surrogates`): what the engine stores can always be encoded."""
+    text = without_surrogates(text)
     return CONTROL_CHARACTER.sub("", text) if CONTROL_CHARACTER.search(text) else text
 
 

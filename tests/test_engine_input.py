@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from engine.db import models as m
 from engine.errors import InvalidInput, NoPlaythrough, NotPlaying, StoryPaused
+from engine.text import clean_name, without_controls
 from tests.engine_support import CHANNEL, GUILD, MOD, TEST_STORY, catalog_of, running_engine
 from tests.llm_double import LLMDouble
 
@@ -75,3 +76,28 @@ async def test_the_same_discord_message_is_stored_once_as_its_character(
         assert not first.duplicate
         assert again.duplicate and again.message_id == first.message_id
         assert await _inputs(engine) == [("Ash", "*I wave.*")]
+
+
+def test_without_controls_replaces_lone_surrogates() -> None:
+    # What a stream read with `surrogateescape` makes of a byte that is not UTF-8 (\xff):
+    # the database cannot encode it, so it becomes U+FFFD, as a decoder with `replace` does.
+    assert without_controls("bad \udcff bytes") == "bad \ufffd bytes"
+    assert without_controls("\ud800\udc00 pair\x07") == "\ufffd\ufffd pair"
+    assert without_controls("fine \U0001f600") == "fine \U0001f600"
+    assert clean_name("Mi\udcffra") == "Mi\ufffdra"
+
+
+async def test_lone_surrogates_are_stored_as_replacement_characters(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.join(CHANNEL, ASH, "ash\udcffley", character="Ti\udcffna")
+        await engine.submit_input(CHANNEL, ASH, "bad \udcff bytes", queue=False)
+        await engine.submit_input(CHANNEL, ASH, "and more after", queue=False)
+        assert await _inputs(engine) == [
+            ("Ti\ufffdna", "bad \ufffd bytes"),
+            ("Ti\ufffdna", "and more after"),
+        ]
+        (player,) = await engine.players(CHANNEL)
+        assert player.display_name == "ash\ufffdley"

@@ -110,6 +110,7 @@ class PlayerUseCases(EngineCore):
         # As the model will write it: "É" typed as E + a combining accent is the one-letter
         # "É", `ℌilda` is `Hilda`, and nothing invisible stays in it.
         name = clean_name(character or display_name)
+        display_name = without_controls(display_name)  # (stored, and shown to the model)
         description = without_controls(description).strip()
         if not has_visible_text(name) or len(name) > MAX_NAME_CHARS:
             raise InvalidInput(f"A character name needs 1 to {MAX_NAME_CHARS} characters.")
