@@ -16,17 +16,19 @@ Input, one line at a time:
 - `/look`, `/characters`, `/rel [name]`, `/flags`, `/arcs`, `/recap`, `/undo`, `/retry`,
   `/quit` (names in any case; `/undo` and `/retry` refuse while lines are not sent yet).
 Output: one line per post, `Speaker: text`; an indented `~ ...` line per state change; notices
-start with `!`; control characters (terminal escape sequences too) are shown as U+FFFD. Without
-a terminal on standard input there are no prompts, so scripts and tests can drive it. The
-playthrough lives in the database: running the same command again continues it, finishing a
-turn that was cut off (by a crash, or by Ctrl-C, which stops at once with exit code 130; lines
-typed while the turn was written were not read yet, and the notice says they are not kept).
+start with `!`; control characters (terminal escape sequences too) are shown as U+FFFD. A byte
+of standard input that is not UTF-8 reads as U+FFFD. Without a terminal on standard input there
+are no prompts, so scripts and tests can drive it. The playthrough lives in the database:
+running the same command again continues it, finishing a turn that was cut off (by a crash, or
+by Ctrl-C, which stops at once with exit code 130; lines typed while the turn was written were
+not read yet, and the notice says they are not kept).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import re
 import sys
 import threading
@@ -42,7 +44,13 @@ from engine.results import PlaythroughInfo, TurnResult
 from engine.settings import Settings
 from engine.sink import NullSink
 from engine.stories import StoryCatalog, load_story
-from engine.text import CONTROL_CHARACTER, clean_name, has_visible_text, same_name
+from engine.text import (
+    CONTROL_CHARACTER,
+    clean_name,
+    has_visible_text,
+    same_name,
+    without_surrogates,
+)
 from engine.turns.script import NARRATOR
 
 CONSOLE_GUILD_ID = 1
@@ -112,8 +120,8 @@ CONTROL_SHOWN_AS = "\N{REPLACEMENT CHARACTER}"
 
 def terminal_safe(text: str) -> str:
     """`text` with each control character shown as U+FFFD (so an escape sequence is inert:
-    `\\x1b[2J` prints as `�[2J`)."""
-    return CONTROL_CHARACTER.sub(CONTROL_SHOWN_AS, text)
+    `\\x1b[2J` prints as `�[2J`), and each surrogate too (a UTF-8 terminal cannot take one)."""
+    return CONTROL_CHARACTER.sub(CONTROL_SHOWN_AS, without_surrogates(text))
 
 
 class ConsoleSink(NullSink):
@@ -497,12 +505,23 @@ def _read_lines(stream: TextIO) -> asyncio.Queue[str | None]:
     loop = asyncio.get_running_loop()
 
     def reader() -> None:
-        for line in iter(stream.readline, ""):
-            loop.call_soon_threadsafe(queue.put_nowait, line)
-        loop.call_soon_threadsafe(queue.put_nowait, None)
+        try:
+            for line in iter(stream.readline, ""):
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        finally:  # (a read that fails ends the input, rather than leave the session waiting)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
 
     threading.Thread(target=reader, name="console-stdin", daemon=True).start()
     return queue
+
+
+def _replacing_undecodable(stream: TextIO) -> TextIO:
+    """`stream` (standard input) reading a byte it cannot decode as U+FFFD: a stray byte
+    that is not UTF-8 neither ends the session (`strict`) nor reaches the story as a
+    surrogate (`surrogateescape`, Python's default for a pipe in the C locale)."""
+    if isinstance(stream, io.TextIOWrapper) and stream.errors != "replace":
+        stream.reconfigure(errors="replace")
+    return stream
 
 
 def _taken_name(name: str, character: str) -> str:
@@ -545,7 +564,7 @@ async def play(
     lines: asyncio.Queue[str | None] | None = None
     try:
         await console.open(players)
-        lines = _read_lines(stdin)
+        lines = _read_lines(_replacing_undecodable(stdin))
         while True:
             if interactive:
                 stdout.write("> ")

@@ -28,7 +28,11 @@ WAIT = 60.0
 
 
 async def start_play(
-    tmp_path: Path, server: LLMDouble, *extra: str, stdin: int = asyncio.subprocess.PIPE
+    tmp_path: Path,
+    server: LLMDouble,
+    *extra: str,
+    stdin: int = asyncio.subprocess.PIPE,
+    **variables: str,
 ) -> asyncio.subprocess.Process:
     story = tmp_path / "inn.toml"
     story.write_text(TEST_STORY)
@@ -43,6 +47,7 @@ async def start_play(
             "OPENAI_BASE_URL": server.base_url,
             "LLM_MAX_RETRIES": "0",
             "LLM_DEADLINE": "30",
+            **variables,
         }
     )
     return await asyncio.create_subprocess_exec(
@@ -245,6 +250,35 @@ async def test_players_option_is_checked_whole_before_anybody_joins(
     assert [line for line in lines if " plays " in line] == [
         "! erin plays Erin (their own character: every suggested one is taken)"
     ]
+
+
+@pytest.mark.parametrize(
+    "io_encoding",
+    [
+        "",  # Python's default for a pipe in the C.UTF-8 locale: surrogateescape
+        "utf-8:strict",  # a UTF-8 locale's default: the byte is an error
+    ],
+)
+async def test_bytes_that_are_not_utf8_read_as_replacement_characters(
+    tmp_path: Path, llm_server: LLMDouble, io_encoding: str
+) -> None:
+    llm_server.reply("scene", "Narrator: The bell rings.", "Narrator: And again.")
+    script = b"alice: bad \xff bytes\n\nalice: after \xe9t\xe9\n\n/recap\n"
+    variables = {"PYTHONIOENCODING": io_encoding} if io_encoding else {}
+    process = await start_play(tmp_path, llm_server, **variables)
+    out, err = await asyncio.wait_for(process.communicate(script), WAIT)
+    assert process.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode()
+    lines = out.decode().splitlines()  # (strict: what it printed is UTF-8)
+    first, second = llm_server.calls("scene")
+    assert "Ash: bad \ufffd bytes" in first.prompt
+    assert "Ash: after \ufffdt\ufffd" in second.prompt  # the session went on
+    assert "! Ash: bad \ufffd bytes" in lines  # /recap: as it was stored
+
+
+def test_what_is_shown_has_no_surrogates() -> None:
+    # Printed to a strict UTF-8 terminal, a surrogate would end the session.
+    assert console.terminal_safe("bad \udcff \x1b[2J") == "bad \ufffd \ufffd[2J"
 
 
 async def test_ctrl_c_while_the_story_opens_says_nothing_was_read(
