@@ -17,11 +17,12 @@ Input, one line at a time:
   `/quit` (names in any case; `/undo` and `/retry` refuse while lines are not sent yet).
 Output: one line per post, `Speaker: text`; an indented `~ ...` line per state change; notices
 start with `!`; control characters (terminal escape sequences too) are shown as U+FFFD. A byte
-of standard input that is not UTF-8 reads as U+FFFD. Without a terminal on standard input there
-are no prompts, so scripts and tests can drive it. The playthrough lives in the database:
-running the same command again continues it, finishing a turn that was cut off (by a crash, or
-by Ctrl-C, which stops at once with exit code 130; lines typed while the turn was written were
-not read yet, and the notice says they are not kept).
+of standard input that is not UTF-8 reads as U+FFFD, and a line's leading byte-order mark is
+dropped (a script saved by a Windows editor). Without a terminal on standard input there are no
+prompts, so scripts and tests can drive it. The playthrough lives in the database: running the
+same command again continues it, finishing a turn that was cut off (by a crash, or by Ctrl-C,
+which stops at once with exit code 130; lines typed while the turn was written were not read
+yet, and the notice says they are not kept).
 """
 
 from __future__ import annotations
@@ -297,7 +298,9 @@ class Console:
 
     async def handle(self, line: str) -> bool:
         """Handle one input line; False ends the session."""
-        line = nfc(line.rstrip("\r\n"))  # names (also in commands) are compared in NFC
+        # A byte-order mark starts a script saved by a Windows editor (each file's, if several
+        # are piped one after another); names (also in commands) are compared in NFC.
+        line = nfc(line.rstrip("\r\n").removeprefix("\ufeff"))
         if not line.strip():
             await self.close_turn()
             return True

@@ -281,6 +281,21 @@ def test_what_is_shown_has_no_surrogates() -> None:
     assert console.terminal_safe("bad \udcff \x1b[2J") == "bad \ufffd \ufffd[2J"
 
 
+async def test_a_byte_order_mark_and_crlf_line_ends(tmp_path: Path, llm_server: LLMDouble) -> None:
+    # As a Windows editor saves a script (also two such files one after the other).
+    script = "\ufeffalice: bom line\r\n\r\n\ufeffbob: crlf line\r\n\r\n"
+    lines = await play_lines(tmp_path, llm_server, script)
+    assert not [line for line in lines if "Say who is speaking first" in line]
+    assert [line for line in lines if " plays " in line] == [
+        "! alice plays Ash",
+        "! bob plays Rowan",
+    ]
+    first, second = llm_server.calls("scene")
+    assert "Ash: bom line" in first.prompt
+    assert "Rowan: crlf line" in second.prompt
+    assert "\ufeff" not in first.prompt + second.prompt
+
+
 async def test_ctrl_c_while_the_story_opens_says_nothing_was_read(
     tmp_path: Path, llm_server: LLMDouble, monkeypatch: pytest.MonkeyPatch
 ) -> None:
