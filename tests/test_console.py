@@ -453,6 +453,25 @@ async def test_character_names_of_a_bundled_story(tmp_path: Path, llm_server: LL
     assert not llm_server.calls("scene")
 
 
+async def test_a_suggested_character_keeps_its_description(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    story = (ROOT / "stories" / "last_map.toml").read_text()
+    script = "/join xi as The Marsh-Born: dup char\n/join xi as the marsh-born\n"
+    lines = await play_lines(tmp_path, llm_server, script, story_text=story)
+    assert lines[-2:] == [
+        "! The Marsh-Born is one of the story's suggested characters and keeps its own "
+        "description: join as The Marsh-Born without one, or give a character of your own "
+        "another name.",
+        "! xi plays The Marsh-Born",
+    ]
+    with sqlite3.connect(tmp_path / "game.db") as db:
+        [(personality,)] = db.execute(
+            "select personality from characters where key = 'the_marsh_born'"
+        ).fetchall()
+    assert personality.startswith("A grandchild of Greywater who left the stilt village")
+
+
 async def test_decomposed_names_are_the_composed_ones(
     tmp_path: Path, llm_server: LLMDouble
 ) -> None:

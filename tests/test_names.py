@@ -84,3 +84,38 @@ async def test_names_in_other_scripts_are_welcome(
             player = await engine.join(CHANNEL, user, f"user{user}", character=name)
             assert player.character_name == name
         assert set(names) <= set(await _names(engine))
+
+
+async def test_a_suggested_character_keeps_the_story_description(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        refused = "Ash is one of the story's suggested characters and keeps its own description"
+        # By name, key or lookalike, as a character of one's own with a description: refused.
+        for name in ("Ash", "ash", "\u0410\u0405\u041d"):
+            with pytest.raises(InvalidInput, match=refused):
+                await engine.join(CHANNEL, ASH, "ashley", character=name, description="dup char")
+        # The same without a description (or with the story's own) is that character.
+        ash = await engine.join(
+            CHANNEL, ASH, "ashley", character="ash", description="A courier with a sealed letter."
+        )
+        assert (ash.character_key, ash.description) == (
+            "ash",
+            "A courier with a sealed letter.",
+        )
+        await engine.leave(CHANNEL, ASH)
+        with pytest.raises(InvalidInput, match=refused):
+            await engine.join(CHANNEL, DANA, "dana", character="Ash", description="a liar")
+        again = await engine.join(CHANNEL, DANA, "dana", character="Ash")
+        assert again.description == "A courier with a sealed letter."
+        # A display name that is a suggested character's name (no character given) takes it,
+        # as it is.
+        with pytest.raises(InvalidInput, match="Rowan is one of the story's suggested"):
+            await engine.join(CHANNEL, TOM, "Rowan", description="a liar")
+        rowan = await engine.join(CHANNEL, ROWAN, "Rowan")
+        assert (rowan.character_key, rowan.description) == ("rowan", "A hedge-priest.")
+        assert [p.description for p in await engine.players(CHANNEL)] == [
+            "A courier with a sealed letter.",
+            "A hedge-priest.",
+        ]

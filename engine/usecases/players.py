@@ -150,19 +150,18 @@ class PlayerUseCases(EngineCore):
                 mine = next(c for c in characters.values() if c.id == current.character_id)
                 raise InvalidInput(f"You are already playing {mine.name} in this story.")
             suggested = {pc.key: pc for pc in story.player_characters}
-            key: str | None = None
             same: m.Character | None = None  # someone's own character of this name
-            # A name is also what looks like it: all-Cyrillic `Міга` is Mira.
+            # A name is also what looks like it: all-Cyrillic `Міга` is Mira. A suggested
+            # character's name is that character, also as a display name joining without one.
             wanted = name_keys(name)
-            if character is not None:
-                key = next(
-                    (
-                        k
-                        for k, pc in suggested.items()
-                        if not wanted.isdisjoint({k, *name_keys(pc.name)})
-                    ),
-                    None,
-                )
+            key: str | None = next(
+                (
+                    k
+                    for k, pc in suggested.items()
+                    if not wanted.isdisjoint({k, *name_keys(pc.name)})
+                ),
+                None,
+            )
             if key is not None:
                 spec = suggested[key]
                 taken_by = await session.scalar(
@@ -176,8 +175,14 @@ class PlayerUseCases(EngineCore):
                 )
                 if taken_by is not None:
                     raise InvalidInput(f"{spec.name} is already played by {taken_by}.")
-                name, description = spec.name, description or spec.description
-                appearance = spec.appearance
+                if description and description != spec.description:
+                    # The story wrote this character: a description would replace its own.
+                    raise InvalidInput(
+                        f"{spec.name} is one of the story's suggested characters and keeps its "
+                        f"own description: join as {spec.name} without one, or give a character "
+                        "of your own another name."
+                    )
+                name, description, appearance = spec.name, spec.description, spec.appearance
             else:
                 # A name (or key) is one character's: the model's lines labelled with it must
                 # go to that character alone.
