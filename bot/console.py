@@ -12,7 +12,9 @@ Input, one line at a time:
 - a blank line (or the end of input) closes the turn: everything since the last blank line is
   answered together;
 - `/join NAME [CHARACTER]` (a suggested character), `/join NAME as CHARACTER NAME[:
-  description]` (one of their own);
+  description]` (one of their own; a suggested character's name is that character, with the
+  story's description); NAME is checked as `--players` names are (a word of a story
+  character's name, `Corvin`, is his), and a character of one's own may not be named so either;
 - `/look`, `/characters`, `/rel [name]`, `/flags`, `/arcs`, `/recap`, `/undo`, `/retry`,
   `/quit` (names in any case; `/undo` and `/retry` refuse while lines are not sent yet).
 Output: one line per post, `Speaker: text`; an indented `~ ...` line per state change; notices
@@ -47,8 +49,8 @@ from engine.sink import NullSink
 from engine.stories import StoryCatalog, load_story
 from engine.text import (
     CONTROL_CHARACTER,
-    clean_name,
     has_visible_text,
+    name_words,
     same_name,
     without_surrogates,
 )
@@ -213,10 +215,7 @@ class Console:
             new[key] = name
             if key in self.players:
                 continue  # playing already (a continued story)
-            problem = name_problem(name)
-            character = None if problem else await self._character_named(name, suggested=False)
-            if character is not None:
-                problem = f"{_taken_name(name, character)}: pick another player name."
+            problem = await self._player_name_problem(name)
             if problem:
                 problems.append(problem)
         if problems:
@@ -268,6 +267,10 @@ class Console:
         key = name.casefold()
         if key in self.players:
             self.sink.say(f"! {self.players[key]} already plays {self.characters[key]}.")
+            return
+        problem = await self._player_name_problem(name)
+        if problem:
+            self.sink.say(f"! {problem}")
             return
         if own:
             await self._join(name, character.strip(), description.strip())
@@ -367,10 +370,19 @@ class Console:
             story = self.engine.story(self.story_key)
             characters += [(s.key, s.name) for s in story.suggested_characters]
         for key, character in characters:
-            words = (word for word in re.split(r"[^\w-]+", clean_name(character)) if word)
-            if same_name(name, key, *words):
+            if same_name(name, key, *name_words(character)):
                 return character
         return None
+
+    async def _player_name_problem(self, name: str) -> str | None:
+        """Why `name` cannot be a new player's name, if it cannot (for `--players` and
+        `/join` alike): not a player name, or the name of the narrator, an NPC or a player's
+        character (a suggested character nobody plays yet is fine: `ash` may play Ash)."""
+        problem = name_problem(name)
+        character = None if problem else await self._character_named(name, suggested=False)
+        if character is not None:
+            problem = f"{_taken_name(name, character)}: pick another player name."
+        return problem
 
     def _not_a_player(self, name: str, character: str) -> str:
         """Why `name: text` was not sent: `name` is a story character's, not a player's."""

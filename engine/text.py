@@ -60,6 +60,12 @@ def clean_name(name: str) -> str:
     return " ".join("".join(kept).split())
 
 
+def name_words(name: str) -> list[str]:
+    """The words of a name, each of which the model (or a player) may call its character by:
+    `Corvin` and `Hale` of Corvin Hale, `The` and `Marsh-Born` of The Marsh-Born."""
+    return [word for word in re.split(r"[^\w-]+", clean_name(name)) if word]
+
+
 def name_key(name: str) -> str:
     """What two names must not share: the clean name, casefolded."""
     return clean_name(name).casefold()

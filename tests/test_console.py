@@ -380,8 +380,9 @@ async def test_character_names_are_not_new_players(tmp_path: Path, llm_server: L
         "Rowan: I pray.\n"  # a suggested character nobody plays yet
         "alice: I wave.\n"
         "Vesna: Who let them in?\n"
-        "/join mira Rowan\n"  # a player may take such a name by joining
-        "mira: I warm my hands.\n"
+        "/join mira Rowan\n"  # nor by joining: as with --players
+        "/join rowan\n"  # a suggested character's name is a player's (as with --players)
+        "rowan: I warm my hands.\n"
         "\n"
     )
     lines = await play_lines(tmp_path, llm_server, script)
@@ -393,9 +394,10 @@ async def test_character_names_are_not_new_players(tmp_path: Path, llm_server: L
     assert f"! Bram {not_sent} {join}" in lines
     assert f"! Rowan {not_sent} {join}" in lines
     assert f"! Vesna {not_sent} To write as alice, leave out the name. {join}" in lines
+    assert "! Mira is the name of a character: pick another player name." in lines
     assert [line for line in lines if " plays " in line] == [
         "! alice plays Ash",
-        "! mira plays Rowan",
+        "! rowan plays Rowan",
     ]
     (scene,) = llm_server.calls("scene")
     assert "Ash: I wave." in scene.prompt
@@ -470,6 +472,46 @@ async def test_a_suggested_character_keeps_its_description(
             "select personality from characters where key = 'the_marsh_born'"
         ).fetchall()
     assert personality.startswith("A grandchild of Greywater who left the stilt village")
+
+
+async def test_join_refuses_the_names_players_refuses(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    """`/join NAME` checks a player name as `--players` does: a word of a story character's
+    name (`Corvin` of Corvin Hale) is his; so is a character of one's own of that name."""
+    story = (ROOT / "stories" / "last_map.toml").read_text()
+    with pytest.raises(
+        EngineError,
+        match=r"^--players: nobody joined\. corvin \(Corvin Hale\) is the name of a character: "
+        r"pick another player name\.$",
+    ):
+        await play_lines(tmp_path, llm_server, "", players=("corvin",), story_text=story)
+    script = (
+        "/join Corvin\n"
+        "/join hale The Surveyor\n"
+        "/join Pell as Doc: a doctor\n"
+        "/join bob as Corvin: a twin\n"
+        "/join bob as Sedge\n"
+        "/join bob\n"
+        "/rel corvin\n"
+        "bob: I nod.\n"
+        "\n"
+    )
+    llm_server.reply("scene", "Corvin: Nobody leaves.")
+    lines = await play_lines(tmp_path, llm_server, script, story_text=story)
+    taken = "is the name of a character: pick another player name."
+    assert f"! Corvin (Corvin Hale) {taken}" in lines
+    assert f"! hale (Corvin Hale) {taken}" in lines
+    assert f"! Pell (Dr Amos Pell) {taken}" in lines
+    assert "! Corvin (Corvin Hale) is a character of the story; pick another name." in lines
+    assert "! Sedge (Mother Sedge) is a character of the story; pick another name." in lines
+    assert [line for line in lines if " plays " in line] == ["! bob plays The Surveyor"]
+    # `/rel corvin` is Corvin Hale's, and the model's `Corvin:` line is not taken for a
+    # player's (which would drop it).
+    assert "! Corvin Hale -> Dr Amos Pell (useful man): " in "\n".join(lines)
+    assert lines[-1].endswith("Corvin: Nobody leaves.")
+    (scene,) = llm_server.calls("scene")
+    assert "The Surveyor: I nod." in scene.prompt
 
 
 async def test_decomposed_names_are_the_composed_ones(

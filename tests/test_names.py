@@ -3,6 +3,7 @@ another script that looks like nothing taken is welcome."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from tests.engine_support import CHANNEL, GUILD, MOD, TEST_STORY, catalog_of, ru
 from tests.llm_double import LLMDouble
 
 ASH, ROWAN, DANA, TOM = 11, 12, 13, 14
+LAST_MAP = Path(__file__).resolve().parents[1] / "stories" / "last_map.toml"
 
 
 @pytest.fixture
@@ -119,3 +121,30 @@ async def test_a_suggested_character_keeps_the_story_description(
             "A courier with a sealed letter.",
             "A hedge-priest.",
         ]
+
+
+async def test_a_word_of_a_story_characters_name_is_not_a_name_of_ones_own(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    """The model calls Corvin Hale `Corvin`: a player's character of that name would take his
+    lines (as a player's, dropped). A name with more in it is fine."""
+    catalog = catalog_of(LAST_MAP)
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "last_map", MOD)
+        before = await _names(engine)
+        refused = {
+            "Corvin": "Corvin (Corvin Hale)",
+            "hale": "hale (Corvin Hale)",
+            "\uff23\uff4f\uff52\uff56\uff49\uff4e": "Corvin (Corvin Hale)",  # fullwidth
+            "Amos": "Amos (Dr Amos Pell)",
+        }
+        for name, who in refused.items():
+            with pytest.raises(InvalidInput, match=rf"^{re.escape(who)} is a character of the"):
+                await engine.join(CHANNEL, ASH, "ashley", character=name, description="x")
+        # Also a display name joining as itself.
+        with pytest.raises(InvalidInput, match=r"^Sedge \(Mother Sedge\) is a character of the"):
+            await engine.join(CHANNEL, ASH, "Sedge")
+        assert await _names(engine) == before
+        corvina = await engine.join(CHANNEL, ASH, "ashley", character="Corvina")
+        hale = await engine.join(CHANNEL, ROWAN, "rowan", character="Tam Hale")
+        assert (corvina.character_name, hale.character_name) == ("Corvina", "Tam Hale")

@@ -21,6 +21,7 @@ from engine.text import (
     mixed_scripts,
     name_key,
     name_keys,
+    name_words,
     without_controls,
 )
 from engine.turns.script import NARRATOR
@@ -195,6 +196,16 @@ class PlayerUseCases(EngineCore):
                     if c.role != "player":
                         raise InvalidInput(
                             f"{c.name} is a character of the story; pick another name."
+                        )
+                for c in characters.values():
+                    # The model calls Corvin Hale `Corvin`: a player's Corvin would take (and
+                    # drop) his lines.
+                    words = name_words(c.name)
+                    if c.role != "player" and any(
+                        not wanted.isdisjoint(name_keys(w)) for w in words
+                    ):
+                        raise InvalidInput(
+                            f"{name} ({c.name}) is a character of the story; pick another name."
                         )
                 if not wanted.isdisjoint(name_keys(NARRATOR)):
                     # Its posts would look like the story's own narration.
