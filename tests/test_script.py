@@ -395,3 +395,25 @@ def test_arbitrary_text_streams_consistently(text: str) -> None:
     assert per_char.posts == one_shot.posts
     assert texts_by_index(char_events) == texts_by_index(events)
     assert all(p.text.strip() for p in one_shot.posts)
+
+
+def test_one_word_of_a_longer_name_calls_that_character() -> None:
+    npcs = {"corvin": "Corvin Hale", "odile": "Odile Marrowgate", "ada": "Ada Hale", "tom": "Tom"}
+    players = {"vera": "Verity Coyle", "user_5": "Odile"}
+    text = "Corvin: Late.\nMarrowgate: Hush.\nHale: Which of us?\nOdile: Mine.\nThe: x\n"
+    posts, dropped = parse_script(text, npcs, players)
+    corvin = Speaker("Corvin Hale", "corvin")
+    assert posts == [
+        ScriptPost(corvin, "Late."),
+        ScriptPost(Speaker("Odile Marrowgate", "odile"), "Hush.\nHale: Which of us?"),
+    ]
+    # "Hale" is in two names; "Odile" is also a player's name, which always wins.
+    assert dropped == ["Odile: Mine. The: x"]
+    # A user (not their character) called Odile or Corvin: the model, which knows players by
+    # their characters, means the story's Odile; a user name nobody else has still never speaks.
+    users = {"user_5": "Odile", "user_6": "Corvin Hale", "user_7": "Zed"}
+    parser = ScriptParser(npcs, {"vera": "Verity Coyle"}, user_names=users)
+    parser.feed("Odile: Mine.\nCorvin Hale: And mine.\nZed: I attack.\n")
+    parser.close()
+    assert [p.speaker.name for p in parser.posts] == ["Odile Marrowgate", "Corvin Hale"]
+    assert parser.dropped == ["Zed: I attack."]

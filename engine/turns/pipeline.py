@@ -100,8 +100,8 @@ class TurnPipeline(EngineCore):
         npcs = {c.key: c.name for c in state.characters.values() if not c.is_player}
         players = {c.key: c.name for c in state.characters.values() if c.is_player}
         # Models also address players by their user names: never let those speak either.
-        players.update({f"user_{p.user_id}": p.display_name for p in state.players.values()})
-        parser = ScriptParser(npcs, players)
+        users = {f"user_{p.user_id}": p.display_name for p in state.players.values()}
+        parser = ScriptParser(npcs, players, user_names=users)
         await self.sink.turn_started(channel_id, turn_input.number)
         # The LLM part runs as its own task so that end, pause and retry can stop it
         # (`stop_generating`): cancelling it closes the stream; nothing of the turn is stored.

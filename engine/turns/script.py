@@ -12,7 +12,9 @@ events while the text arrives: `PostStarted` when a post has its first visible t
 
 - A line starts a new post when it begins with a known speaker label: the narrator's name, or
   a non-player character's display name or key, case-insensitive, followed by a colon (or a
-  fullwidth one). Spaces of any kind and invisible characters before it are ignored. The
+  fullwidth one). One word of a longer name will do (`Corvin:` or `Hale:` for Corvin Hale)
+  when it is capitalised, of three letters or more, not an article, and no other
+  character's name has it. Spaces of any kind and invisible characters before it are ignored. The
   name may be wrapped in markdown bold or italics: `**Mira:**`, `**Mira**:`, `*Mira*:`,
   `__Mira__:`, or in their HTML tags: `<b>Mira</b>:`, `<strong>Mira:</strong>`, `<i>`, `<em>`
   (a whole bold line, `**Mira: Hi.**`, loses its closing `**`); it may be in square brackets,
@@ -63,7 +65,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.llm import REASONING_TAG
-from engine.text import without_controls
+from engine.text import name_words, without_controls
 
 NARRATOR = "Narrator"  # the narrator's label and name
 # Bold or italics around a label: markdown, or the HTML tags some models write.
@@ -141,11 +143,39 @@ class _Current:
     markers_pending: str = ""
 
 
+_ARTICLES = frozenset({"the", "les", "der", "die", "das", "los", "las", "del"})
+
+
+def _name_words(npcs: Mapping[str, str]) -> dict[str, Speaker | None]:
+    """The words of longer names that may call their character alone (None: the word is in
+    more than one name)."""
+    found: dict[str, Speaker | None] = {}
+    for key, name in npcs.items():
+        words = name_words(name)
+        if len(words) < 2:
+            continue
+        for word in words:
+            lowered = word.lower()
+            if len(word) < 3 or not word[0].isupper() or lowered in _ARTICLES:
+                continue
+            speaker = Speaker(name, key)
+            found[lowered] = speaker if found.get(lowered, speaker) == speaker else None
+    return found
+
+
 class ScriptParser:
     def __init__(
-        self, npcs: Mapping[str, str], players: Mapping[str, str], narrator: str = NARRATOR
+        self,
+        npcs: Mapping[str, str],
+        players: Mapping[str, str],
+        narrator: str = NARRATOR,
+        *,
+        user_names: Mapping[str, str] | None = None,
     ) -> None:
-        """`npcs` and `players` map character keys to display names."""
+        """`npcs` and `players` map character keys to display names; `user_names` are the
+        players' own names (by a key of their own), labels only where no story character
+        is called so: the prompt names players by their characters, so a model writing
+        `Corvin:` means Corvin Hale, not a user called Corvin."""
         narrator_speaker = Speaker(narrator, None)
         # Later entries win, so a name shared with a player character counts as the player's.
         labels: dict[str, tuple[Speaker, bool]] = {}
@@ -153,10 +183,18 @@ class ScriptParser:
             speaker = Speaker(name, key)
             labels[name.strip().lower()] = (speaker, False)
             labels[key.strip().lower()] = (speaker, False)
+        for word, only in _name_words(npcs).items():
+            if only is not None and word not in labels:
+                labels[word] = (only, False)
         for key, name in players.items():
             speaker = Speaker(name, key)
             labels[name.strip().lower()] = (speaker, True)
             labels[key.strip().lower()] = (speaker, True)
+        for key, name in (user_names or {}).items():
+            speaker = Speaker(name, key)
+            for label in (name.strip().lower(), key.strip().lower()):
+                if label not in labels or labels[label][1]:
+                    labels[label] = (speaker, True)
         labels[narrator.strip().lower()] = (narrator_speaker, False)
         labels.pop("", None)
         self._labels = labels
