@@ -506,10 +506,10 @@ async def test_join_refuses_the_names_players_refuses(
     assert "! Corvin (Corvin Hale) is a character of the story; pick another name." in lines
     assert "! Sedge (Mother Sedge) is a character of the story; pick another name." in lines
     assert [line for line in lines if " plays " in line] == ["! bob plays The Surveyor"]
-    # `/rel corvin` is Corvin Hale's, and the model's `Corvin:` line is not taken for a
+    # `/rel corvin` is Corvin Hale's, and the model's `Corvin:` line is his, not taken for a
     # player's (which would drop it).
     assert "! Corvin Hale -> Dr Amos Pell (useful man): " in "\n".join(lines)
-    assert lines[-1].endswith("Corvin: Nobody leaves.")
+    assert lines[-1] == "Corvin Hale: Nobody leaves."
     (scene,) = llm_server.calls("scene")
     assert "The Surveyor: I nod." in scene.prompt
 
