@@ -417,3 +417,8 @@ def test_one_word_of_a_longer_name_calls_that_character() -> None:
     parser.close()
     assert [p.speaker.name for p in parser.posts] == ["Odile Marrowgate", "Corvin Hale"]
     assert parser.dropped == ["Zed: I attack."]
+    # A word also in a player character's name may be that player's line: it calls no one.
+    parser = ScriptParser({"corvin_hale": "Corvin Hale"}, {"black": "Corvin Black"})
+    parser.feed("Narrator: The door opens.\nCorvin: I draw my blade.\n")
+    parser.close()
+    assert parser.posts == [ScriptPost(NARRATOR, "The door opens.\nCorvin: I draw my blade.")]

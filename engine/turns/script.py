@@ -146,10 +146,13 @@ class _Current:
 _ARTICLES = frozenset({"the", "les", "der", "die", "das", "los", "las", "del"})
 
 
-def _name_words(npcs: Mapping[str, str]) -> dict[str, Speaker | None]:
+def _name_words(npcs: Mapping[str, str], players: Mapping[str, str]) -> dict[str, Speaker | None]:
     """The words of longer names that may call their character alone (None: the word is in
-    more than one name)."""
+    more than one name, a player character's included)."""
     found: dict[str, Speaker | None] = {}
+    for name in players.values():
+        for word in name_words(name):
+            found[word.lower()] = None  # maybe the player's line: never a story character's
     for key, name in npcs.items():
         words = name_words(name)
         if len(words) < 2:
@@ -183,7 +186,7 @@ class ScriptParser:
             speaker = Speaker(name, key)
             labels[name.strip().lower()] = (speaker, False)
             labels[key.strip().lower()] = (speaker, False)
-        for word, only in _name_words(npcs).items():
+        for word, only in _name_words(npcs, players).items():
             if only is not None and word not in labels:
                 labels[word] = (only, False)
         for key, name in players.items():
