@@ -122,11 +122,11 @@ async def test_an_input_stored_before_a_restart_recalls_the_same(
     llm_server.reply(
         "director",
         summary("Mira hid the silver key under the third floorboard."),
-        *[QUIET] * 20,
+        *[QUIET] * 30,
     )
     async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
         await begin(engine)
-        for n in range(20):
+        for n in range(30):  # turn 1 is older than the transcript and the summaries
             await play(engine, f"I wait by the fire ({n}).")
         await engine.submit_input(CHANNEL, ASH, "Where did Mira put that key?", queue=False)
     async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
@@ -143,13 +143,13 @@ async def test_an_undone_turn_is_not_recalled(
         "director",
         summary("Mira hid the silver key under the third floorboard."),
         summary("Mira pocketed the silver key herself."),
-        *[QUIET] * 18,
+        *[QUIET] * 28,
     )
     async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
         await begin(engine)
         await play(engine, "I watch Mira.")
         await engine.undo(CHANNEL)
-        for n in range(19):
+        for n in range(29):
             await play(engine, f"I watch Mira ({n}).")
         await play(engine, "Where is the silver key now?")
         prompt = llm_server.calls("scene")[-1].prompt
@@ -259,7 +259,7 @@ async def test_without_full_text_search_turning_points_are_still_recalled(
         "director",
         summary("Mira hid the silver key under the third floorboard."),
         summary("Bram swore an oath to the river.", importance=0.9),
-        *[QUIET] * 18,
+        *[QUIET] * 28,
     )
     async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
         with sqlite3.connect(tmp_path / "engine.db") as connection:
@@ -267,9 +267,27 @@ async def test_without_full_text_search_turning_points_are_still_recalled(
                 connection.execute(f"drop trigger memories_fts_{trigger}")
             connection.execute("drop table memories_fts")
         await begin(engine)
-        for n in range(20):
+        for n in range(30):
             await play(engine, f"I wait by the fire ({n}).")
         await play(engine, "Where did Mira put that silver key?")
         prompt = llm_server.calls("scene")[-1].prompt
         assert "(turn 2) Bram swore an oath to the river." in prompt
         assert "(turn 1)" not in prompt  # found only by its words, which needs the index
+
+
+async def test_recall_brings_only_turns_the_prompt_does_not_show(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # Short turns (an input and one line): the transcript holds twenty turns, so the turns
+    # recall may bring start well before the usual sixteen back. Every turn matters (0.9).
+    numbers = iter(range(1, 100))
+    llm_server.set_default("director", lambda _body: summary(f"Moment {next(numbers)}.", 0.9))
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await begin(engine)
+        for n in range(40):
+            await play(engine, f"I wait ({n}).")
+    for call in llm_server.calls("scene")[30:]:
+        earlier, transcript = turns_shown(call.prompt)
+        long_ago = call.prompt.split("LONG AGO", 1)[1].split("\n\n", 1)[0]
+        recalled = [int(n) for n in re.findall(r"^- \(turn (\d+)\)", long_ago, re.M)]
+        assert recalled and max(recalled) < min(earlier or transcript)

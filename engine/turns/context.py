@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import NamedTuple
 
 from engine.llm.tokens import estimate_tokens
 from engine.state.snapshot import CharacterState, Snapshot
 from engine.stories.schema import LoreEntry
 from engine.turns.chapters import Chapter
-from engine.turns.memory import Recalled
+from engine.turns.memory import RECALLED, Recalled
 
 MIN_TRANSCRIPT_LINES = 4
 MIN_SUMMARIES = 2
@@ -201,10 +202,11 @@ class _Sections:
         sections += self._goals()
         if self.lore:
             sections.append("LORE:\n" + "\n".join(f"- {e.content}" for e in self.lore))
-        if self.recalled:
+        recalled = self._recalled()
+        if recalled:
             sections.append(
                 "LONG AGO (recalled because it may matter now):\n"
-                + "\n".join(f"- (turn {r.turn}) {r.summary}" for r in self.recalled)
+                + "\n".join(f"- (turn {r.turn}) {r.summary}" for r in recalled)
             )
         earlier = self._earlier()
         if earlier:
@@ -224,6 +226,20 @@ class _Sections:
         else:
             older = list(self.parts.summaries)
         return older[-self.summaries :]
+
+    def _recalled(self) -> list[Recalled]:
+        """The best RECALLED recalled summaries of turns older than any the summaries or the
+        transcript show (recall cannot know how far back those reach once the budget has
+        spoken), oldest first."""
+        earlier = self._earlier()
+        if earlier:
+            shown_from: float = earlier[0].turn
+        elif self.transcript:
+            shown_from = self.transcript[0].turn or 0  # (the opening: every turn is shown)
+        else:
+            shown_from = float("inf")
+        best = [r for r in self.recalled if r.turn < shown_from][:RECALLED]
+        return sorted(best, key=attrgetter("turn"))
 
     def _knowledge(self, present: Sequence[CharacterState]) -> list[str]:
         blocks = []
@@ -306,8 +322,9 @@ class _Sections:
         if len(self.transcript) > MIN_TRANSCRIPT_LINES:
             del self.transcript[0]
             return "transcript_lines"
-        if self.recalled:
-            del self.recalled[0]
+        recalled = self._recalled()
+        if recalled:
+            self.recalled.remove(recalled[0])
             return "recalled"
         if self.chapters:
             del self.chapters[0]

@@ -17,7 +17,7 @@ count is checked as well: if another process wrote a turn, nothing kept is used.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import Any
 
@@ -34,6 +34,11 @@ class KeptReading:
     lines: tuple[Row, ...]
     after: int
     knowledge: Mapping[int, tuple[KnownFact, ...]]
+    turn: int = 0  # the turn the read was for
+    size: int = 0  # lines in the transcript
+    # The oldest turn the next read's transcript will hold (0: the opening), once the turn's
+    # posts are known (`learned`).
+    first_turn: int | None = None
 
     @classmethod
     def seen(
@@ -49,11 +54,14 @@ class KeptReading:
         posts are newer than `newest` and come with the next read."""
         answered = [(message_id, line._replace(turn=turn)) for message_id, line in inputs]
         lines = sorted(transcript + answered, key=itemgetter(0))[-size:] if size else []
-        return cls(tuple(lines), newest, knowledge)
+        return cls(tuple(lines), newest, knowledge, turn, size)
 
-    def learned(self, facts: Iterable[Mapping[str, Any]], keys: Mapping[int, str]) -> KeptReading:
-        """With the facts a turn wrote (knowledge rows: character_id, fact, source,
-        turn_number), in the order written; `keys`: character keys by id."""
+    def learned(
+        self, facts: Iterable[Mapping[str, Any]], keys: Mapping[int, str], posts: int
+    ) -> KeptReading:
+        """With the facts the turn wrote (knowledge rows: character_id, fact, source,
+        turn_number), in the order written (`keys`: character keys by id), and the number
+        of its posts, which the next read brings."""
         knowledge = dict(self.knowledge)
         for row in facts:
             character_id = row["character_id"]
@@ -63,7 +71,10 @@ class KeptReading:
             key = keys[character_id]
             fact = KnownFact(key, row["fact"], row["source"], row["turn_number"])
             knowledge[character_id] = _with(known, fact)  # the newest: written last
-        return KeptReading(self.lines, self.after, knowledge)
+        turns = [line.turn for _, line in self.lines] + [self.turn] * posts
+        shown = turns[-self.size :] if self.size else []
+        first = (shown[0] or 0) if shown else None
+        return replace(self, knowledge=knowledge, first_turn=first)
 
 
 def _with(known: tuple[KnownFact, ...], fact: KnownFact) -> tuple[KnownFact, ...]:

@@ -11,7 +11,9 @@ A turn's prompt carries the recent transcript and the summaries of the turns jus
 - then the most important (importance >= IMPORTANT) older ones, so turning points are not
   forgotten even when nobody names them (the only kind of recall where FTS5 is missing).
 
-At most RECALLED are kept (one place is kept for the most important one), oldest first.
+`rank` gives up to CANDIDATES of them, best first (one of the first RECALLED places is kept
+for the most important one); the prompt shows the first RECALLED of those older than any
+turn it shows otherwise, oldest first (engine.turns.context).
 Recall runs only in stories longer than what the prompt already covers, and usually in the
 turn's own read round trip (`InputHints`; otherwise in a read of its own). Its work is
 bounded: each word is searched on its own and only its PER_WORD newest matches are read.
@@ -31,6 +33,7 @@ from engine.db import models as m
 from engine.db.statements import Call, Runner
 
 RECALLED = 4
+CANDIDATES = 2 * RECALLED  # a few to spare for turns the prompt turns out to show
 IMPORTANT = 0.7
 MAX_TERMS = 8
 PER_WORD = 16
@@ -113,7 +116,7 @@ class MemoryRecall:
     async def recall(
         self, runner: Runner, playthrough_id: int, until: int, texts: Iterable[str]
     ) -> list[Recalled]:
-        """Up to RECALLED summaries of turns up to `until`, relevant to `texts` first."""
+        """Up to CANDIDATES summaries of turns up to `until`, best first (`rank`)."""
         if until < 1:
             return []
         if self.full_text is None:
@@ -127,7 +130,7 @@ class MemoryRecall:
         calls: list[Call] = [
             (
                 _important,
-                {"pid": playthrough_id, "least": IMPORTANT, "until": until, "limit": RECALLED},
+                {"pid": playthrough_id, "least": IMPORTANT, "until": until, "limit": CANDIDATES},
             )
         ]
         for word in words:
@@ -137,7 +140,7 @@ class MemoryRecall:
 
     @staticmethod
     def rank(results: list[list[tuple[Any, ...]]]) -> list[Recalled]:
-        """The recalled summaries from the rows of `queries`."""
+        """The recalled summaries from the rows of `queries`, best first."""
         important, *matches = results
         # A word found in few memories says more than one found in many: each match of a
         # word scores 1 / its number of matches (capped at PER_WORD, so a word that common
@@ -154,10 +157,10 @@ class MemoryRecall:
         # The best matches, one place kept for a turning point, then whatever is left.
         chosen: dict[int, str] = {}
         for turn, summary in [*ranked[: RECALLED - 1], *important, *ranked[RECALLED - 1 :]]:
-            if len(chosen) == RECALLED:
+            if len(chosen) == CANDIDATES:
                 break
             chosen.setdefault(int(turn), summary)
-        return [Recalled(turn, chosen[turn]) for turn in sorted(chosen)]
+        return [Recalled(turn, summary) for turn, summary in chosen.items()]
 
 
 class InputHints:

@@ -40,8 +40,8 @@ from engine.usecases.base import EngineCore
 
 log = logging.getLogger(__name__)
 TurnRead = tuple["TurnInput", Snapshot, int, ContextParts]
-# A turn's read, and whether recall is still to be read (see `_read_turn`).
-_Read = tuple["TurnInput", Snapshot, int, ContextParts, bool]
+# A turn's read, and the newest turn recall is still to read up to (see `_read_turn`).
+_Read = tuple["TurnInput", Snapshot, int, ContextParts, int | None]
 
 
 TURN_DROPPED = (
@@ -225,13 +225,12 @@ class TurnPipeline(EngineCore):
         read = await self._read_context(channel_id)
         if read is None:
             return None
-        turn_input, state, version, parts, recall_later = read
-        if recall_later:
+        turn_input, state, version, parts, recall_until = read
+        if recall_until is not None:
             texts = [line.text for line in parts.inputs]
-            until = turn_input.number - 1 - RECALL_AFTER
             async with self.db.reading() as runner:
                 parts.recalled = await self.memory.recall(
-                    runner, turn_input.playthrough_id, until, texts
+                    runner, turn_input.playthrough_id, recall_until, texts
                 )
         return turn_input, state, version, parts
 
@@ -281,7 +280,8 @@ class TurnPipeline(EngineCore):
         """(TurnInput, state, version, ContextParts); None when no input waits; `_CHANGED`
         when `recheck` found the channel's playthrough other than `pt`."""
         known = pt.guild_id in self.guild_models
-        until = pt.turn_count - RECALL_AFTER  # turns older than the prompt's summaries
+        kept = self.kept_readings.get(pt.id, version, pt.turn_count)
+        until = _recall_until(pt.turn_count, kept)
         guess = self._recall_words(state.channel_id, until)
         size = self.options.recent_messages
         read = await store.read_turn(
@@ -292,7 +292,7 @@ class TurnPipeline(EngineCore):
             guild_model=not known,
             recheck=recheck,
             extra=self.memory.queries(pt.id, until, guess) if guess is not None else (),
-            kept=self.kept_readings.get(pt.id, version, pt.turn_count),
+            kept=kept,
         )
         if recheck is not None and read.playthrough != pt:
             return _CHANGED
@@ -314,8 +314,8 @@ class TurnPipeline(EngineCore):
             not self.memory.full_text or guess == search_words(line.text for line in parts.inputs)
         ):
             parts.recalled = self.memory.rank(read.extra)
-            return turn_input, state, version, parts, False
-        return turn_input, state, version, parts, until >= 1
+            return turn_input, state, version, parts, None
+        return turn_input, state, version, parts, until if until >= 1 else None
 
     async def _apply(
         self,
@@ -417,7 +417,7 @@ class TurnPipeline(EngineCore):
                     (c for c in editor.changes if c.kind != "knowledge"), state.story
                 )
                 keys = {c.id: c.key for c in state.characters.values()}
-                left = turn_input.read.learned(editor.facts_saved, keys)
+                left = turn_input.read.learned(editor.facts_saved, keys, len(posts))
                 return TurnResult(channel_id, number, tuple(posts), visible, tuple(notes)), left
         except turn_writes.TurnDropped:
             log.info(
@@ -426,6 +426,16 @@ class TurnPipeline(EngineCore):
                 turn_input.number,
             )
             return None
+
+
+def _recall_until(turn_count: int, kept: KeptReading | None) -> int:
+    """The newest turn recall may bring: one older than the prompt's summaries, which are
+    those of the MAX_SUMMARIES turns before the oldest turn of the transcript (known when
+    the transcript is kept; the prompt also leaves out any recalled turn it shows)."""
+    until = turn_count - RECALL_AFTER
+    if kept is None or kept.first_turn is None:
+        return until
+    return min(until, kept.first_turn - MAX_SUMMARIES - 1)
 
 
 def _fallback_summary(posts: list[Post]) -> str:
