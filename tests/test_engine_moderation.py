@@ -423,3 +423,18 @@ async def test_a_chain_of_episodes_is_followed_to_its_end_and_shown_as_stored(
         assert shown == stored
         assert flags == {f.name: f.value for f in await engine.flags(CHANNEL)}
         assert stored[-1] == ("completed", ["completed"] * 8)  # followed to its end
+
+
+async def test_reopening_in_an_arc_not_open_yet_whose_condition_holds_is_refused(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    story = TEST_STORY.replace(
+        'title = "A Bond"\n', 'title = "A Bond"\ncompletes_when = "flag.calm"\n'
+    ).replace("door_open = false\n", "door_open = false\ncalm = false\n")
+    async with running_engine(tmp_path, llm_server.base_url, catalog_of(story)) as (engine, _):
+        await engine.start(GUILD, CHANNEL, "inn", MOD)
+        await engine.set_flag(CHANNEL, MOD, "calm", True)  # the arc "bond" is still locked
+        with pytest.raises(InvalidInput, match=r"^A Bond would be completed again at once"):
+            await engine.reopen_episode(CHANNEL, MOD, "bond", "trust_ash")
+        [bond] = [a for a in await engine.arcs(CHANNEL) if a.key == "bond"]
+        assert (bond.status, [e.status for e in bond.episodes]) == ("locked", ["locked"])

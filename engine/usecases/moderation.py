@@ -238,7 +238,7 @@ class ModerationUseCases(EngineCore):
                 _refuse_if_holds(
                     ep.completes_when, state, f"{story_arc.title} / {ep.title}", "its goal"
                 )
-            if progress.status == "completed":
+            if progress.status != "active":  # (a locked arc opened here would close too)
                 _refuse_if_holds(story_arc.completes_when, state, story_arc.title, "its condition")
             if progress.status != "active":
                 await editor.set("arc", arc_key, "active", "by a moderator")
