@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,9 @@ async def test_every_prompt_is_the_same_as_with_the_transcript_read_afresh(
     assert len(with_kept) == len(afresh) == 18
     for number, (mine, theirs) in enumerate(zip(with_kept, afresh, strict=True), 1):
         assert mine == theirs, f"scene call {number} differs"
+        # Each turn's lines together, also when input came while the turn before was written.
+        headers = re.findall(r"^\[turn (\d+)\]$", mine, re.M)
+        assert headers == sorted(set(headers), key=int), f"scene call {number}: {headers}"
     last = with_kept[-1]
     # The window's six lines, grouped under the turn numbers players know (two turns were
     # undone and two failed before), which are also those of what Mira saw.

@@ -72,19 +72,27 @@ async def test_no_turn_falls_between_the_summaries_and_a_shortened_transcript(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:
     # Long replies: the token budget keeps only the last few turns of the transcript.
-    long_reply = "Narrator: " + "The storm throws rain against the shutters. " * 80
+    long_reply = "Narrator: " + "The storm throws rain against the shutters. " * 80 + "\nMira: Hm."
     llm_server.set_default("scene", long_reply)
     llm_server.set_default("director", lambda _body: summary("Rain."))
     async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
         await begin(engine)
         for n in range(20):
             await play(engine, f"I wait ({n}).")
-        shortened = 0
+        shortened = halved = 0
         for call in llm_server.calls("scene")[1:]:
             earlier, transcript = turns_shown(call.prompt)
-            assert earlier == list(range(max(1, transcript[0] - 8), transcript[0]))
-            shortened += len(transcript) < 8
+            # A first turn shown without its input (cut in half) has its summary too.
+            header, first_line = call.prompt.split("RECENT TRANSCRIPT:\n", 1)[1].split("\n")[:2]
+            if header == "[the opening]":
+                assert earlier == []
+                continue
+            last = transcript[0] if not first_line.startswith("Ash: ") else transcript[0] - 1
+            assert earlier == list(range(max(1, last - 7), last + 1))
+            shortened += len(transcript) < 12  # the 40 lines hold 13 turns of three
+            halved += last == transcript[0]
         assert shortened >= 8  # the budget, not the 40 lines, decided
+        assert halved >= 1
 
 
 async def test_an_old_turn_that_matters_is_recalled(

@@ -19,6 +19,7 @@ This turn's player input, the rules and the scene are never dropped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -31,6 +32,7 @@ from engine.turns.chapters import Chapter
 from engine.turns.memory import RECALLED, Recalled
 
 MIN_TRANSCRIPT_LINES = 4
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 MIN_SUMMARIES = 2
 MAX_SUMMARIES = 8  # of the turns just before the transcript
 LORE_SCAN_LINES = 6
@@ -50,7 +52,10 @@ class Line(NamedTuple):
     turn: int | None = None
 
     def render(self) -> str:
-        return f"{self.speaker}: {self.text}"
+        # A blank line inside a post (an opening of several paragraphs) would read as the
+        # end of the transcript section.
+        text = _BLANK_LINES.sub("\n", self.text) if "\n\n" in self.text else self.text
+        return f"{self.speaker}: {text}"
 
 
 class Summary(NamedTuple):
@@ -95,7 +100,7 @@ character. Write what happens next as a script. Start every paragraph with the s
 and a colon: "Narrator:" for narration, or a character's exact name for that character's \
 words and actions, for example:
 Narrator: Rain drums on the glass roof.
-{example}: "You're late," she says.
+{example}: "You're late."
 Rules:
 - Never write words, thoughts, feelings or actions for the player characters ({players}); \
 they are played by people. Describe the world's response and stop where a player would act.
@@ -150,6 +155,7 @@ class _Sections:
         self.words = words
         self.transcript = list(parts.transcript)
         self.summaries = MAX_SUMMARIES  # how many of the turns before the transcript
+        self.player_names = {c.name for c in parts.state.characters.values() if c.is_player}
         self.recalled = list(parts.recalled)
         self.chapters = list(parts.chapters)
         recent = " ".join(line.text for line in parts.transcript[-LORE_SCAN_LINES:] + parts.inputs)
@@ -217,11 +223,15 @@ class _Sections:
 
     def _earlier(self) -> list[Summary]:
         """The summaries of the turns before the oldest one the transcript shows, so that
-        no turn falls between the two when the budget shortens the transcript."""
+        no turn falls between the two when the budget shortens the transcript; and that
+        turn's own when the transcript starts after its input (every turn starts with the
+        players' input), so what the players did is not lost."""
         if self.transcript:
             first = self.transcript[0].turn
             if first is None:
                 return []  # it shows the story from its opening
+            if self.transcript[0].speaker not in self.player_names:
+                first += 1  # cut in half: its summary says what its input was
             older = [s for s in self.parts.summaries if s.turn < first]
         else:
             older = list(self.parts.summaries)

@@ -174,9 +174,12 @@ class TurnReading:
 
     def parts(self, state: Snapshot) -> ContextParts:
         inputs = [line for _, line in self.waiting]
+        # Each turn's lines together, in the order written: input written while the turn
+        # before was with the model is older than that turn's posts.
+        ordered = sorted(self.transcript, key=lambda row: (row[1].turn or 0, row[0]))
         return ContextParts(
             state,
-            [line for _, line in self.transcript],
+            [line for _, line in ordered],
             inputs,
             [fact for facts in self.knowledge.values() for fact in facts],
             self.summaries,
