@@ -267,7 +267,7 @@ async def test_without_full_text_search_turning_points_are_still_recalled(
         "director",
         summary("Mira hid the silver key under the third floorboard."),
         summary("Bram swore an oath to the river.", importance=0.9),
-        *[QUIET] * 28,
+        *[QUIET] * 38,
     )
     async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
         with sqlite3.connect(tmp_path / "engine.db") as connection:
@@ -275,7 +275,7 @@ async def test_without_full_text_search_turning_points_are_still_recalled(
                 connection.execute(f"drop trigger memories_fts_{trigger}")
             connection.execute("drop table memories_fts")
         await begin(engine)
-        for n in range(30):
+        for n in range(40):  # the chapter of turns 1-16 is written after turn 32
             await play(engine, f"I wait by the fire ({n}).")
         await play(engine, "Where did Mira put that silver key?")
         prompt = llm_server.calls("scene")[-1].prompt
@@ -286,16 +286,34 @@ async def test_without_full_text_search_turning_points_are_still_recalled(
 async def test_recall_brings_only_turns_the_prompt_does_not_show(
     tmp_path: Path, llm_server: LLMDouble, catalog: Any
 ) -> None:
-    # Short turns (an input and one line): the transcript holds twenty turns, so the turns
-    # recall may bring start well before the usual sixteen back. Every turn matters (0.9).
+    # Short turns (an input and one line): the transcript holds twenty turns, and the
+    # summaries reach back to the chapter of turns 1-16 (written after turn 32), so recall
+    # may bring only turns of that chapter. Every turn matters (0.9).
     numbers = iter(range(1, 100))
     llm_server.set_default("director", lambda _body: summary(f"Moment {next(numbers)}.", 0.9))
     async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
         await begin(engine)
-        for n in range(40):
+        for n in range(45):
             await play(engine, f"I wait ({n}).")
-    for call in llm_server.calls("scene")[30:]:
+    for call in llm_server.calls("scene")[34:]:
         earlier, transcript = turns_shown(call.prompt)
         long_ago = call.prompt.split("LONG AGO", 1)[1].split("\n\n", 1)[0]
         recalled = [int(n) for n in re.findall(r"^- \(turn (\d+)\)", long_ago, re.M)]
         assert recalled and max(recalled) < min(earlier or transcript)
+
+
+async def test_every_turn_since_the_latest_chapter_is_in_the_prompt(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # Chapters lag: after turn 46 the story so far covers turns 1-16 only (17-32 is written
+    # after turn 48), so the summaries reach back to turn 17 when the budget allows.
+    numbers = iter(range(1, 100))
+    llm_server.set_default("director", lambda _body: summary(f"Moment {next(numbers)}."))
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        await begin(engine)
+        for n in range(47):
+            await play(engine, f"I wait ({n}).")
+    prompt = llm_server.calls("scene")[-1].prompt
+    earlier, transcript = turns_shown(prompt)
+    assert "THE STORY SO FAR:\n- (turns 1-16)" in prompt and "(turns 17-32)" not in prompt
+    assert earlier + transcript == list(range(17, 47))

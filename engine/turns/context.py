@@ -4,13 +4,16 @@ What goes in, in order: the rules of the script, the story's setting, the scene,
 present (with personality, speech, mood and intent), what each present character privately
 knows, relationships among those present, player characters, flags, active arc and episode
 goals, lore entries triggered by recent words, summaries of older turns recalled because
-they may matter now (engine.turns.memory), summaries of earlier events, the recent
+they may matter now (engine.turns.memory), summaries of earlier events (the eight turns
+before the transcript, and back to the latest chapter of the story so far when there is
+room, so no turn is left out while chapters lag behind), the recent
 transcript (each turn's lines under its number, as what each character saw is numbered, so
 the model can tell who was there), and this turn's player input. The story so far (chapter
 summaries of older turns, engine.turns.chapters) comes right after the story's setting.
 
 When the whole does not fit the budget, parts are dropped in this order, each step logged
-in the turn's event: the oldest transcript lines (down to the last four), recalled
+in the turn's event: summaries beyond the eight before the transcript (oldest first, as
+many at once as the excess needs), the oldest transcript lines (down to the last four), recalled
 summaries (oldest first), chapters of the story so far (oldest first), older summaries
 (down to two), lore entries (last triggered first), each present character's older
 witnessed knowledge, and finally the story's long descriptions (backstory first).
@@ -155,6 +158,8 @@ class _Sections:
         self.words = words
         self.transcript = list(parts.transcript)
         self.summaries = MAX_SUMMARIES  # how many of the turns before the transcript
+        # ...and how many more, back to the latest chapter, while there is room.
+        self.extra = len(parts.summaries)
         self.player_names = {c.name for c in parts.state.characters.values() if c.is_player}
         self.recalled = list(parts.recalled)
         self.chapters = list(parts.chapters)
@@ -222,20 +227,30 @@ class _Sections:
         return "\n\n".join(sections)
 
     def _earlier(self) -> list[Summary]:
+        """The summaries the prompt shows (see `_older`): the `summaries` newest, and more
+        back to the latest chapter while there is room (`extra`)."""
+        older = self._older()
+        return older[-(self.summaries + self._extra(older)) :]
+
+    def _older(self) -> list[Summary]:
         """The summaries of the turns before the oldest one the transcript shows, so that
         no turn falls between the two when the budget shortens the transcript; and that
         turn's own when the transcript starts after its input (every turn starts with the
         players' input), so what the players did is not lost."""
-        if self.transcript:
-            first = self.transcript[0].turn
-            if first is None:
-                return []  # it shows the story from its opening
-            if self.transcript[0].speaker not in self.player_names:
-                first += 1  # cut in half: its summary says what its input was
-            older = [s for s in self.parts.summaries if s.turn < first]
-        else:
-            older = list(self.parts.summaries)
-        return older[-self.summaries :]
+        if not self.transcript:
+            return list(self.parts.summaries)
+        first = self.transcript[0].turn
+        if first is None:
+            return []  # it shows the story from its opening
+        if self.transcript[0].speaker not in self.player_names:
+            first += 1  # cut in half: its summary says what its input was
+        return [s for s in self.parts.summaries if s.turn < first]
+
+    def _extra(self, older: list[Summary]) -> int:
+        """How many summaries beyond `summaries` reach back to the latest chapter."""
+        chapters = self.parts.chapters
+        since = [s for s in older if s.turn > chapters[-1].last_turn] if chapters else older
+        return min(self.extra, max(0, len(since) - self.summaries))
 
     def _recalled(self) -> list[Recalled]:
         """The best RECALLED recalled summaries of turns older than any the summaries or the
@@ -327,8 +342,24 @@ class _Sections:
         parts.append("Write the next part of the script.")
         return "\n\n".join(parts)
 
-    def shrink(self) -> str | None:
-        """Drop one more piece, in the documented order; None when nothing is left to drop."""
+    def shrink(self, over: int) -> tuple[str, int] | None:
+        """Drop more, in the documented order, `over` tokens being too many: what and how
+        many; None when nothing is left to drop."""
+        older = self._older()
+        extra = self._extra(older)
+        if extra:  # summaries beyond the eight, the oldest first, as many as the excess needs
+            shown = older[-(self.summaries + extra) :]
+            saved = dropped = 0
+            while dropped < extra and saved < over:
+                summary = shown[dropped]
+                saved += estimate_tokens(f"- (turn {summary.turn}) {summary.text}")
+                dropped += 1
+            self.extra = extra - dropped
+            return "summaries", dropped
+        what = self._shrink_one()
+        return None if what is None else (what, 1)
+
+    def _shrink_one(self) -> str | None:
         if len(self.transcript) > MIN_TRANSCRIPT_LINES:
             del self.transcript[0]
             return "transcript_lines"
@@ -365,10 +396,11 @@ def build_scene_context(parts: ContextParts, budget: int, reply_words: int = 250
         tokens = estimate_tokens(system) + estimate_tokens(user) + 8
         if tokens <= budget:
             break
-        what = sections.shrink()
-        if what is None:
+        step = sections.shrink(tokens - budget)
+        if step is None:
             break
-        dropped[what] = dropped.get(what, 0) + 1
+        what, count = step
+        dropped[what] = dropped.get(what, 0) + count
     return BuiltContext(
         messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
         tokens=tokens,

@@ -24,7 +24,6 @@ from engine.state.snapshot import Snapshot
 from engine.turns import chapters
 from engine.turns.context import (
     KNOWLEDGE_SHOWN,
-    MAX_SUMMARIES,
     ContextParts,
     KnownFact,
     Line,
@@ -217,9 +216,10 @@ async def read_turn(
     )
     calls: list[Call] = [
         messages,
-        # The prompt shows those of the turns just before its transcript, which can hold up
-        # to one turn per two lines (an input and a post).
-        (_summaries, {"pid": pt.id, "limit": MAX_SUMMARIES + recent_messages // 2}),
+        # The prompt shows those of the turns before its transcript, which can hold up to
+        # one turn per two lines (an input and a post), back to the latest chapter, which
+        # can end two chapters back (engine.turns.chapters).
+        (_summaries, {"pid": pt.id, "limit": recent_messages // 2 + 2 * chapters.CHAPTER_TURNS}),
         (_knowledge(len(unread)), {f"c{n}": cid for n, cid in enumerate(unread)}),
         (chapters.latest, {"pid": pt.id}),
     ]
