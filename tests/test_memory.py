@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from engine.facade import Engine
 from engine.turns.memory import search_words, word_query
 from tests.engine_support import CHANNEL, GUILD, MOD, TEST_STORY, catalog_of, running_engine
 from tests.llm_double import LLMDouble
+from tests.llm_double.server import DEFAULT_SCENE
 
 ASH = 11
 QUIET = json.dumps({"summary": "Small talk by the fire.", "importance": 0.1})
@@ -317,3 +319,18 @@ async def test_every_turn_since_the_latest_chapter_is_in_the_prompt(
     earlier, transcript = turns_shown(prompt)
     assert "THE STORY SO FAR:\n- (turns 1-16)" in prompt and "(turns 17-32)" not in prompt
     assert earlier + transcript == list(range(17, 47))
+
+
+async def test_a_budget_too_small_still_keeps_the_last_lines_of_the_scene(
+    tmp_path: Path, llm_server: LLMDouble, catalog: Any
+) -> None:
+    # What is never dropped (rules, scene, characters) is over 300 tokens already.
+    async with running_engine(tmp_path, llm_server.base_url, catalog) as (engine, _):
+        engine.options = replace(engine.options, context_tokens=300)
+        await begin(engine)
+        for n in range(4):
+            await play(engine, f"I wait ({n}).")
+    prompt = llm_server.calls("scene")[-1].prompt
+    transcript = prompt.split("RECENT TRANSCRIPT:\n", 1)[1].split("\n\n", 1)[0]
+    assert transcript.endswith("Ash: I wait (2).\n" + DEFAULT_SCENE)
+    assert transcript.count("\n") >= 4  # at least the last four lines

@@ -17,7 +17,8 @@ many at once as the excess needs), the oldest transcript lines (down to the last
 summaries (oldest first), chapters of the story so far (oldest first), older summaries
 (down to two), lore entries (last triggered first), each present character's older
 witnessed knowledge, and finally the story's long descriptions (backstory first).
-This turn's player input, the rules and the scene are never dropped.
+This turn's player input, the rules and the scene are never dropped; nor are the last four
+transcript lines, unless dropping them makes the prompt fit.
 """
 
 from __future__ import annotations
@@ -356,10 +357,10 @@ class _Sections:
                 dropped += 1
             self.extra = extra - dropped
             return "summaries", dropped
-        what = self._shrink_one()
+        what = self._shrink_one(over)
         return None if what is None else (what, 1)
 
-    def _shrink_one(self) -> str | None:
+    def _shrink_one(self, over: int) -> str | None:
         if len(self.transcript) > MIN_TRANSCRIPT_LINES:
             del self.transcript[0]
             return "transcript_lines"
@@ -382,7 +383,10 @@ class _Sections:
         if self.backstories:
             self.backstories = False
             return "backstories"
-        if self.transcript:
+        # The last lines go only if that makes the prompt fit: over budget anyway (the
+        # budget is smaller than what is never dropped), the scene keeps its last words.
+        left = sum(estimate_tokens(line.render()) for line in self.transcript)
+        if self.transcript and left >= over:
             del self.transcript[0]
             return "transcript_lines"
         return None

@@ -96,6 +96,14 @@ class TurnPipeline(EngineCore):
         context = build_scene_context(parts, self.options.context_tokens)
         if context.dropped:
             log.info("turn %s: context over budget, dropped %s", turn_input.number, context.dropped)
+        if context.tokens > context.budget:
+            log.warning(
+                "turn %s: the prompt needs %s tokens even with everything droppable dropped; "
+                "LLM_CONTEXT_TOKENS is %s",
+                turn_input.number,
+                context.tokens,
+                context.budget,
+            )
         prep_ms = (time.perf_counter() - started) * 1000
         npcs = {c.key: c.name for c in state.characters.values() if not c.is_player}
         players = {c.key: c.name for c in state.characters.values() if c.is_player}
