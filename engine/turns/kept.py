@@ -8,10 +8,12 @@ turns (and the opening) by message id, the newest `size` of them; and each chara
 facts in the order learned, as many of each source as the prompt shows (`KNOWLEDGE_SHOWN`).
 A turn's read ends with `KeptReading.seen`: the lines it read plus its input as lines of
 the turn it answers. Once that turn is stored, the facts it wrote are added (`learned`)
-and the whole is kept under the state cache's version
-(`StateCache.put`), so anything else that writes a playthrough (undo, retry, a moderator's
-edit, a join, a dropped turn) bumps that version and the next read is a full one. The turn
-count is checked as well: if another process wrote a turn, nothing kept is used.
+and the whole is kept under the state cache's version (`StateCache.put`), so anything
+else in this process that writes a playthrough (undo, retry, a moderator's edit, a join, a
+dropped turn) bumps that version and the next read is a full one. The turn count is
+checked as well, which catches another process's turn, though not its undo followed by a
+turn (the count is as it was): like the state cache, this assumes one process writes each
+playthrough (one per range of shards, design §9).
 """
 
 from __future__ import annotations
