@@ -166,6 +166,44 @@ async def test_server_config_gm_role_and_log_channel(
         assert "Only moderators" in w.reply_text(again)
 
 
+async def test_gm_arc_reopen_takes_the_arc_back_or_says_why_not(
+    tmp_path: Path, discord_double: DiscordDouble, llm_server: LLMDouble
+) -> None:
+    async with world(tmp_path, discord_double, llm_server) as w:
+        await start_story(w)
+        opened = await w.command(w.mod, "gm", {"name": "door_open", "value": "true"}, "flag set")
+        assert "episode Escape the Storm / The Cellar Door: active -> completed" in w.reply_text(
+            opened
+        )
+        where = {"arc": "escape", "episode": "the_door"}
+        refused = await w.command(w.guest, "gm", where, "arc reopen")
+        assert "Only moderators" in w.reply_text(refused)
+        # Its goal still holds: the engine's reason is shown, privately, and nothing changes.
+        held = await w.command(w.mod, "gm", where, "arc reopen")
+        assert held.original is not None and held.original.flags & 64
+        assert "Escape the Storm / The Cellar Door would be completed again at once" in (
+            w.reply_text(held)
+        )
+        assert "`flag.door_open` still holds" in w.reply_text(held)
+        await w.command(w.mod, "gm", {"name": "door_open"}, "flag unset")
+        reopened = await w.command(
+            w.mod, "gm", {"arc": "Escape the Storm", "episode": "The Cellar Door"}, "arc reopen"
+        )
+        assert reopened.original is not None and reopened.original.flags & 64
+        assert reopened.original.allowed_mentions == {"parse": []}
+        assert w.reply_text(reopened).splitlines() == [
+            "~ episode Escape the Storm / The Cellar Door: completed -> active: by a moderator",
+            "~ episode Escape the Storm / Below: active -> locked: "
+            "the arc went back to The Cellar Door",
+        ]
+        status = w.reply_text(await w.command(w.mod, "gm", {}, "arc status"))
+        assert "**Escape the Storm** (`escape`): active" in status
+        assert "• The Cellar Door (`the_door`): active" in status
+        assert "• Below (`below`): locked" in status
+        again = await w.command(w.mod, "gm", where, "arc reopen")
+        assert "Escape the Storm / The Cellar Door is already active." in w.reply_text(again)
+
+
 async def test_typing_shows_while_a_slow_turn_is_written_and_stops_after(
     tmp_path: Path,
     discord_double: DiscordDouble,

@@ -177,10 +177,19 @@ class GameMaster(commands.GroupCog, group_name="gm"):
     @arc.command(name="advance")
     @app_commands.describe(arc="Arc key or title", episode="Episode key or title to complete")
     async def arc_advance(self, interaction: discord.Interaction, arc: str, episode: str) -> None:
-        """Complete an episode (and open what follows it)."""
+        """Complete an episode and set its flags; what follows opens as the story says."""
         channel, user = self._ids(interaction)
         await self._changed(
             interaction, await self.engine.complete_episode(channel, user, arc, episode)
+        )
+
+    @arc.command(name="reopen")
+    @app_commands.describe(arc="Arc key or title", episode="Episode key or title to reopen")
+    async def arc_reopen(self, interaction: discord.Interaction, arc: str, episode: str) -> None:
+        """Make an episode active again; later episodes lock unless the story opens them."""
+        channel, user = self._ids(interaction)
+        await self._changed(
+            interaction, await self.engine.reopen_episode(channel, user, arc, episode)
         )
 
     @app_commands.command()
