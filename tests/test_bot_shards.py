@@ -70,7 +70,14 @@ async def test_two_shard_processes_each_play_their_servers_and_recover_only_thos
     scenes = [scene(discord_double, guild) for guild in guilds]
     processes = await start_shards(tmp_path, discord_double, llm_server, guilds)
     try:
-        await wait_until_all_online(discord_double, guilds)
+        try:
+            await wait_until_all_online(discord_double, guilds)
+        except AssertionError:
+            for process in processes:
+                if process.returncode is None:
+                    process.kill()
+            logs = [(await process.communicate())[1].decode()[-3000:] for process in processes]
+            raise AssertionError(f"not online; the processes said: {logs}") from None
         for _, channel, mod, alice in scenes:
             await story_with_a_player(discord_double, channel, mod, alice)
         # Each shard's process saw only its own server.
