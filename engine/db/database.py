@@ -58,9 +58,11 @@ def _install_sqlite_rules(engine: AsyncEngine) -> None:
         # Take BEGIN away from the driver; the "begin" hook below issues it.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # First, so that switching to WAL waits for another process (two starting on a new
+        # file) as long as any other statement does.
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         # Checkpoints are the background task's (engine/db/checkpoint.py); this is its backstop.
         cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
