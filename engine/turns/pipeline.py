@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Final, Literal
@@ -73,6 +74,22 @@ class TurnInput:
     read: KeptReading  # what its read leaves for the next turn (engine.turns.kept)
 
 
+class _Stopwatch:
+    """Engine time spent while the LLM part runs (parsing, the director's prompt, planning),
+    so that the turn's engine time leaves out only the waiting for the model."""
+
+    def __init__(self) -> None:
+        self.ms = 0.0
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms += (time.perf_counter() - started) * 1000
+
+
 class TurnPipeline(EngineCore):
     async def _run_turn_safely(self, channel_id: int) -> TurnResult | None:
         """The channel's turn, or None when there was nothing to answer or it failed (the
@@ -110,12 +127,13 @@ class TurnPipeline(EngineCore):
         # Models also address players by their user names: never let those speak either.
         users = {f"user_{p.user_id}": p.display_name for p in state.players.values()}
         parser = ScriptParser(npcs, players, user_names=users)
+        watch = _Stopwatch()
         await self.sink.turn_started(channel_id, turn_input.number)
         # The LLM part runs as its own task so that end, pause and retry can stop it
         # (`stop_generating`): cancelling it closes the stream; nothing of the turn is stored.
         generation = asyncio.create_task(
             self._generate(
-                channel_id, turn_input, state, parser, context.messages, parts.inputs_text()
+                channel_id, turn_input, state, parser, context.messages, parts.inputs_text(), watch
             )
         )
         self.generating[channel_id] = generation
@@ -157,7 +175,7 @@ class TurnPipeline(EngineCore):
                 version_now = None  # another process wrote a turn meanwhile
             self.kept_readings.put(state.playthrough_id, version_now, result.turn_number, kept)
         # Engine time of the turn, LLM calls excluded (read by bench/turns.py).
-        self.turn_engine_ms.append(prep_ms + (time.perf_counter() - applying) * 1000)
+        self.turn_engine_ms.append(prep_ms + watch.ms + (time.perf_counter() - applying) * 1000)
         if result is not None:
             await self.sink.turn_finished(channel_id, result)
             title = state.story.story.title
@@ -173,6 +191,7 @@ class TurnPipeline(EngineCore):
         parser: ScriptParser,
         messages: list[dict[str, str]],
         inputs: str,
+        watch: _Stopwatch,
     ) -> DirectorPlan | LLMError:
         """Stream the scene into `parser` (and on to the sink), then ask the director; a failed
         scene call is returned, not raised, so that the caller records it."""
@@ -180,13 +199,17 @@ class TurnPipeline(EngineCore):
             stream = self.gateway.stream_text(messages, purpose="scene", model=turn_input.model)
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
-                    await self._forward(channel_id, parser.feed(chunk), state)
-            await self._forward(channel_id, parser.close(), state)
+                    with watch.running():
+                        events = parser.feed(chunk)
+                    await self._forward(channel_id, events, state)
+            with watch.running():
+                events = parser.close()
+            await self._forward(channel_id, events, state)
             if not parser.posts:
                 raise LLMBadOutput("The model's reply had nothing to post.")
         except LLMError as error:
             return error
-        return await self._direct(turn_input, state, parser.posts, inputs)
+        return await self._direct(turn_input, state, parser.posts, inputs, watch)
 
     async def _forward(
         self, channel_id: int, events: list[PostStarted | TextAdded], state: Snapshot
@@ -202,20 +225,28 @@ class TurnPipeline(EngineCore):
                 await self.sink.text_streamed(channel_id, event.index, event.text)
 
     async def _direct(
-        self, turn_input: TurnInput, state: Snapshot, posts: list[ScriptPost], inputs: str
+        self,
+        turn_input: TurnInput,
+        state: Snapshot,
+        posts: list[ScriptPost],
+        inputs: str,
+        watch: _Stopwatch,
     ) -> DirectorPlan:
-        messages = director_messages(state, posts, inputs)
-        speakers = {p.speaker.character_key for p in posts if p.speaker.character_key}
+        with watch.running():
+            messages = director_messages(state, posts, inputs)
+            speakers = {p.speaker.character_key for p in posts if p.speaker.character_key}
         try:
             output = await self.gateway.complete_json(
                 messages, DirectorOutput, purpose="director", model=turn_input.model
             )
         except LLMError as error:
             log.warning("turn %s: director output unusable: %s", turn_input.number, error)
-            plan = plan_changes(DirectorOutput(), state, speakers)
+            with watch.running():
+                plan = plan_changes(DirectorOutput(), state, speakers)
             return replace(plan, notes=(f"director output unusable: {error}", *plan.notes))
         assert isinstance(output, DirectorOutput)
-        return plan_changes(output, state, speakers)
+        with watch.running():
+            return plan_changes(output, state, speakers)
 
     async def _fail(self, turn_input: TurnInput, error: str) -> None:
         """Record the failed attempt; the input stays waiting for the next turn or a retry."""
