@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from engine.turns.context import SCRIPT_RULES, Line
+from engine.turns.context import SCRIPT_RULES
+from engine.turns.prompt_parts import Line
 
 
 def test_a_post_of_several_paragraphs_stays_one_transcript_entry() -> None:

@@ -23,71 +23,21 @@ transcript lines, unless dropping them makes the prompt fit.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import NamedTuple
 
 from engine.llm.tokens import estimate_tokens
 from engine.state.snapshot import CharacterState, Snapshot
 from engine.stories.schema import LoreEntry
-from engine.turns.chapters import Chapter
 from engine.turns.memory import RECALLED, Recalled
+from engine.turns.prompt_parts import MAX_WITNESSED, ContextParts, Summary
 
 MIN_TRANSCRIPT_LINES = 4
-_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 MIN_SUMMARIES = 2
 MAX_SUMMARIES = 8  # of the turns just before the transcript
 LORE_SCAN_LINES = 6
 MAX_LORE = 6
-MAX_WITNESSED = 6
-# What a character's block shows of each source of knowledge: (how many, the newest ones
-# rather than the first): the story's facts, then what they were told and what they saw
-# lately (older events are in the summaries).
-KNOWLEDGE_SHOWN = {"story": (20, False), "told": (10, True), "witnessed": (MAX_WITNESSED, True)}
-
-
-class Line(NamedTuple):
-    """One transcript line as the prompt shows it (a tuple: a turn builds ~100 of them)."""
-
-    speaker: str
-    text: str
-    turn: int | None = None
-
-    def render(self) -> str:
-        # A blank line inside a post (an opening of several paragraphs) would read as the
-        # end of the transcript section.
-        text = _BLANK_LINES.sub("\n", self.text) if "\n\n" in self.text else self.text
-        return f"{self.speaker}: {text}"
-
-
-class Summary(NamedTuple):
-    """The director's summary of one turn."""
-
-    turn: int
-    text: str
-
-
-class KnownFact(NamedTuple):
-    character_key: str
-    fact: str
-    source: str
-    turn: int
-
-
-@dataclass
-class ContextParts:
-    state: Snapshot
-    transcript: list[Line]
-    inputs: list[Line]
-    knowledge: list[KnownFact]
-    summaries: list[Summary]  # the latest turns' (the prompt picks those before the transcript)
-    recalled: list[Recalled] = field(default_factory=list)  # older turns (engine.turns.memory)
-    chapters: list[Chapter] = field(default_factory=list)  # the story so far, oldest first
-
-    def inputs_text(self) -> str:
-        return "\n".join(line.render() for line in self.inputs)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import Any
 
-from engine.turns.context import KNOWLEDGE_SHOWN, KnownFact, Line
+from engine.turns.prompt_parts import KNOWLEDGE_SHOWN, KnownFact, Line
 
 Row = tuple[int, Line]  # (message id, line)
 

@@ -30,11 +30,12 @@ from engine.state.editor import StateEditor
 from engine.state.naming import named_changes
 from engine.state.snapshot import Snapshot
 from engine.turns import store, turn_writes
-from engine.turns.context import MAX_SUMMARIES, ContextParts, build_scene_context
+from engine.turns.context import MAX_SUMMARIES, build_scene_context
 from engine.turns.director import DirectorPlan, plan_changes, step_toward
 from engine.turns.director_output import DirectorOutput
 from engine.turns.kept import KeptReading
 from engine.turns.memory import search_words
+from engine.turns.prompt_parts import ContextParts
 from engine.turns.prompts import director_messages
 from engine.turns.script import PostStarted, ScriptParser, ScriptPost, TextAdded
 from engine.usecases.base import EngineCore

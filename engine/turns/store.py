@@ -22,14 +22,14 @@ from engine.db import models as m
 from engine.db.statements import Call, Runner, first
 from engine.state.snapshot import Snapshot
 from engine.turns import chapters
-from engine.turns.context import (
+from engine.turns.kept import KeptReading, Row
+from engine.turns.prompt_parts import (
     KNOWLEDGE_SHOWN,
     ContextParts,
     KnownFact,
     Line,
     Summary,
 )
-from engine.turns.kept import KeptReading, Row
 
 MAX_INPUTS_PER_TURN = 50
 
