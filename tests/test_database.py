@@ -91,6 +91,27 @@ async def test_sqlite_pragmas_are_set(db: Database) -> None:
     assert keys == 1
 
 
+async def test_a_new_file_another_process_is_switching_to_wal_is_waited_for(
+    tmp_path: Path,
+) -> None:
+    """Two processes starting at once on a new file (two shards, design §9): while one holds
+    the write lock of the not yet WAL file, SQLite refuses the other's switch to WAL at once
+    ("database is locked", busy_timeout or not); the other waits instead, without blocking
+    its event loop."""
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the other process, in the middle of its switch
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        async with database.read() as session:
+            mode = (await session.execute(select_pragma("journal_mode"))).scalar()
+        assert mode == "wal"
+    finally:
+        await database.close()
+        other.close()
+
+
 def _saved_in_main_file(folder: Path, guild_id: int) -> bool:
     """Whether a copy of the database file alone (no -wal file: a naive backup) has the
     guild's row."""

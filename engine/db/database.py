@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
 
 from engine.db.checkpoint import BACKSTOP_PAGES, LOG_SIZE_LIMIT, WalCheckpointer
 from engine.db.statements import DriverRunner, PreparedCache, Runner, SessionRunner
@@ -33,6 +36,7 @@ from engine.db.statements import DriverRunner, PreparedCache, Runner, SessionRun
 _READ_ONLY = "dreamwalkers_read_only"
 BUSY_TIMEOUT_MS = 30_000
 READERS = 2  # kept-open connections for prepared reads, see `_take_reader`
+WAL_SWITCH_RETRY_SECONDS = 0.01  # see `_switch_to_wal`
 
 
 def is_sqlite(url: str) -> bool:
@@ -50,6 +54,35 @@ def ensure_sqlite_folder(url: str) -> None:
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    code: int | None = getattr(error, "sqlite_errorcode", None)  # (set when SQLite raised it)
+    if code is None:
+        return "database is locked" in str(error)
+    return code & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, tried again while another connection holds the lock.
+
+    Switching a file that is not in WAL mode yet (a new one) takes its write lock, and when
+    another connection holds that lock SQLite refuses at once with "database is locked"
+    instead of waiting `busy_timeout` (SQLite skips the busy handler there). So two processes
+    starting on one new file (two shards, design §9) raced: the one that lost exited. Once
+    the file is in WAL mode the switch takes no write lock, so only the first start on a file
+    can come here more than once. The waits are on the event loop (the connect hook runs in
+    SQLAlchemy's greenlet), so the loop is not blocked meanwhile.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or time.monotonic() >= deadline:
+                raise
+        await_only(asyncio.sleep(WAL_SWITCH_RETRY_SECONDS))
+
+
 def _install_sqlite_rules(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
@@ -58,10 +91,8 @@ def _install_sqlite_rules(engine: AsyncEngine) -> None:
         # Take BEGIN away from the driver; the "begin" hook below issues it.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # First, so that switching to WAL waits for another process (two starting on a new
-        # file) as long as any other statement does.
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         # Checkpoints are the background task's (engine/db/checkpoint.py); this is its backstop.
