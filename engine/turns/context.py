@@ -12,32 +12,51 @@ the model can tell who was there), and this turn's player input. The story so fa
 summaries of older turns, engine.turns.chapters) comes right after the story's setting.
 
 When the whole does not fit the budget, parts are dropped in this order, each step logged
-in the turn's event: summaries beyond the eight before the transcript (oldest first, as
-many at once as the excess needs), the oldest transcript lines (down to the last four), recalled
-summaries (oldest first), chapters of the story so far (oldest first), older summaries
-(down to two), lore entries (last triggered first), each present character's older
-witnessed knowledge, and finally the story's long descriptions (backstory first).
-This turn's player input, the rules and the scene are never dropped; nor are the last four
-transcript lines, unless dropping them makes the prompt fit.
+in the turn's event (where a step has many pieces, as many go at once as the excess needs):
+summaries beyond the eight before the transcript (oldest first), the oldest transcript lines
+(down to the last four), recalled summaries (oldest first), chapters of the story so far
+(oldest first), older summaries (down to two), lore entries (last triggered first), each
+present character's older witnessed knowledge, and the characters' backstories. Budgets
+that small (a few thousand tokens: small local models) go on: the last two summaries, the
+names of those not here, flags, relationships (least familiar first), the characters' looks
+and traits, the player characters' descriptions, the story's summary, what characters were
+told (oldest first), the characters' personality and speech, their private knowledge from
+the story (last listed first), and the goals. Last of all, and only if that makes the
+prompt fit, the transcript's last lines and then the players' words, cut to their first
+INPUT_KEPT tokens (longest first; the players are told, and the messages are stored whole).
+Never dropped: the rules, the story's title and content notes, the scene, each present
+character's name, role, mood and intent, and the players' characters' names. With that
+floor (about 600-900 tokens for the bundled stories) under the budget, the prompt fits it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 
 from engine.llm.tokens import estimate_tokens
-from engine.state.snapshot import CharacterState, Snapshot
-from engine.stories.schema import LoreEntry
 from engine.turns.memory import RECALLED, Recalled
-from engine.turns.prompt_parts import MAX_WITNESSED, ContextParts, Summary
+from engine.turns.prompt_parts import MAX_WITNESSED, ContextParts, KnownFact, Summary
+from engine.turns.scene_text import (
+    ALL_DETAILS,
+    BARE,
+    NO_LOOKS,
+    character_block,
+    flags_line,
+    goal_lines,
+    knowledge_blocks,
+    relationship_line,
+    relationships_among,
+    triggered_lore,
+)
 
 MIN_TRANSCRIPT_LINES = 4
 MIN_SUMMARIES = 2
 MAX_SUMMARIES = 8  # of the turns just before the transcript
 LORE_SCAN_LINES = 6
-MAX_LORE = 6
+CUT = " [...]"
+INPUT_KEPT = 50  # tokens of each player's input kept however small the budget
 
 
 @dataclass(frozen=True)
@@ -65,71 +84,48 @@ turn only if they saw it (listed under what they saw) or were told.
 - Stay in the story's tone. Keep the reply under {words} words. No notes outside the script."""
 
 
-def _character_block(c: CharacterState, full: bool) -> str:
-    parts = [f"- {c.name} ({c.role})"]
-    if c.appearance:
-        parts.append(f"  Looks: {c.appearance}")
-    if c.personality:
-        parts.append(f"  Personality: {c.personality}")
-    if c.traits:
-        parts.append(f"  Traits: {', '.join(c.traits)}")
-    if c.speech:
-        parts.append(f"  Speech: {c.speech}")
-    if full and c.backstory:
-        parts.append(f"  Backstory: {c.backstory}")
-    if c.mood:
-        parts.append(f"  Mood now: {c.mood}")
-    if c.intent:
-        parts.append(f"  Wants now: {c.intent}")
-    return "\n".join(parts)
-
-
-def triggered_lore(state: Snapshot, recent_text: str) -> list[LoreEntry]:
-    text = recent_text.casefold()
-    here = state.scene_location
-    inside: set[str] = set()
-    while here is not None and here not in inside:
-        inside.add(here)
-        location = state.locations.get(here)
-        here = location.parent_key if location else None
-    found = [
-        entry
-        for entry in state.story.lore
-        if (entry.location is None or entry.location in inside)
-        and any(keyword.casefold() in text for keyword in entry.keys)
-    ]
-    return found[:MAX_LORE]
-
-
 class _Sections:
     """The prompt's pieces, with the knobs the budget loop turns."""
 
     def __init__(self, parts: ContextParts, words: int) -> None:
         self.parts = parts
         self.words = words
+        state = parts.state
+        self.present = [c for c in state.present_characters() if not c.is_player]
+        self.players = [c for c in state.present_characters() if c.is_player]
         self.transcript = list(parts.transcript)
+        self.inputs = list(parts.inputs)
         self.summaries = MAX_SUMMARIES  # how many of the turns before the transcript
         # ...and how many more, back to the latest chapter, while there is room.
         self.extra = len(parts.summaries)
-        self.player_names = {c.name for c in parts.state.characters.values() if c.is_player}
+        self.player_names = {c.name for c in state.characters.values() if c.is_player}
         self.recalled = list(parts.recalled)
         self.chapters = list(parts.chapters)
         recent = " ".join(line.text for line in parts.transcript[-LORE_SCAN_LINES:] + parts.inputs)
-        self.lore = triggered_lore(parts.state, recent)
+        self.lore = triggered_lore(state, recent)
         self.witnessed = MAX_WITNESSED
         self.backstories = True
+        # Under a small budget (see the module's docstring for the order):
+        self.absent = True
+        self.flags = True
+        self.relationships = relationships_among(state, self.present + self.players)
+        self.details = ALL_DETAILS
+        self.player_details = True
+        self.story_summary = True
+        self.left_out: set[KnownFact] = set()  # told facts, then the story's private ones
+        self.goals = True
 
     def system(self) -> str:
         state = self.parts.state
-        present = [c for c in state.present_characters() if not c.is_player]
-        players = [c for c in state.present_characters() if c.is_player]
+        present, players = self.present, self.players
         rules = SCRIPT_RULES.format(
             example=present[0].name if present else "Mira",
             players=", ".join(c.name for c in players) or "none present",
             words=self.words,
         )
         story = state.story.story
-        sections = [rules, f"STORY: {story.title}\n{story.summary}".strip()]
+        summary = story.summary if self.story_summary else ""
+        sections = [rules, f"STORY: {story.title}\n{summary}".strip()]
         if self.chapters:
             sections.append(
                 "THE STORY SO FAR:\n" + "\n".join(f"- {c.label()}" for c in self.chapters)
@@ -145,10 +141,10 @@ class _Sections:
         if present:
             sections.append(
                 "CHARACTERS PRESENT (voiced by you):\n"
-                + "\n".join(_character_block(c, self.backstories) for c in present)
+                + "\n".join(character_block(c, self.backstories, self.details) for c in present)
             )
         absent = [c.name for c in state.characters.values() if not c.present and not c.is_player]
-        if absent:
+        if absent and self.absent:
             sections.append(
                 "Not here (they may arrive only if the story calls for it): " + ", ".join(absent)
             )
@@ -156,12 +152,25 @@ class _Sections:
             sections.append(
                 "PLAYER CHARACTERS (never write for them):\n"
                 + "\n".join(
-                    f"- {c.name}" + (f": {c.personality}" if c.personality else "") for c in players
+                    f"- {c.name}"
+                    + (f": {c.personality}" if c.personality and self.player_details else "")
+                    for c in players
                 )
             )
-        sections += self._knowledge(present)
-        sections += self._relationships(present + players)
-        sections += self._goals()
+        sections += knowledge_blocks(present, self.parts.knowledge, self.witnessed, self.left_out)
+        if self.relationships:
+            sections.append(
+                "RELATIONSHIPS (how the first feels about the second):\n"
+                + "\n".join(relationship_line(state, r) for r in self.relationships)
+            )
+        goals = goal_lines(state) if self.goals else []
+        if goals:
+            sections.append(
+                "STORY GOALS NOW (steer gently toward them; never force):\n" + "\n".join(goals)
+            )
+        flags = flags_line(state) if self.flags else ""
+        if flags:
+            sections.append(f"FLAGS: {flags}")
         if self.lore:
             sections.append("LORE:\n" + "\n".join(f"- {e.content}" for e in self.lore))
         recalled = self._recalled()
@@ -180,6 +189,8 @@ class _Sections:
     def _earlier(self) -> list[Summary]:
         """The summaries the prompt shows (see `_older`): the `summaries` newest, and more
         back to the latest chapter while there is room (`extra`)."""
+        if not self.summaries:
+            return []
         older = self._older()
         return older[-(self.summaries + self._extra(older)) :]
 
@@ -217,65 +228,6 @@ class _Sections:
         best = [r for r in self.recalled if r.turn < shown_from][:RECALLED]
         return sorted(best, key=attrgetter("turn"))
 
-    def _knowledge(self, present: Sequence[CharacterState]) -> list[str]:
-        blocks = []
-        keys = {c.key: c.name for c in present}
-        for key, name in keys.items():
-            facts = [f for f in self.parts.knowledge if f.character_key == key]
-            private = [f.fact for f in facts if f.source == "story"]
-            learned = [f"(turn {f.turn}) {f.fact}" for f in facts if f.source == "told"]
-            seen = [f"(turn {f.turn}) {f.fact}" for f in facts if f.source == "witnessed"]
-            seen = seen[-self.witnessed :] if self.witnessed else []
-            if private or learned or seen:
-                lines = []
-                if private:
-                    lines.append(f"What {name} alone knows (no one else does):")
-                    lines += [f"- {fact}" for fact in private]
-                if learned:  # in a scene: others there may know it too
-                    lines.append(f"What {name} learned:")
-                    lines += [f"- {fact}" for fact in learned]
-                if seen:
-                    lines.append(f"What {name} saw:")
-                    lines += [f"- {fact}" for fact in seen]
-                blocks.append("\n".join(lines))
-        return blocks
-
-    def _relationships(self, people: Sequence[CharacterState]) -> list[str]:
-        state = self.parts.state
-        keys = {c.key for c in people}
-        lines = [
-            f"- {state.characters[r.source].name} -> {state.characters[r.target].name}: "
-            f"{r.kind}, trust {r.trust:+.2f}, affection {r.affection:+.2f}, "
-            f"familiarity {r.familiarity:.2f}"
-            for r in state.relationships.values()
-            if r.source in keys and r.target in keys
-        ]
-        return (
-            ["RELATIONSHIPS (how the first feels about the second):\n" + "\n".join(lines)]
-            if (lines)
-            else []
-        )
-
-    def _goals(self) -> list[str]:
-        state = self.parts.state
-        lines = []
-        for arc in state.story.arcs:
-            progress = state.arcs.get(arc.key)
-            if progress is None or progress.status != "active":
-                continue
-            for episode in arc.episodes:
-                if progress.episodes.get(episode.key) == "active":
-                    lines.append(f"- {arc.title} / {episode.title}: {episode.goal}")
-        flags = ", ".join(f"{k}={v.value!r}" for k, v in sorted(state.flags.items()))
-        out = []
-        if lines:
-            out.append(
-                "STORY GOALS NOW (steer gently toward them; never force):\n" + "\n".join(lines)
-            )
-        if flags:
-            out.append(f"FLAGS: {flags}")
-        return out
-
     def user(self) -> str:
         lines: list[str] = []
         turn: int | bool | None = False  # (no line yet)
@@ -285,7 +237,7 @@ class _Sections:
                 lines.append("[the opening]" if turn is None else f"[turn {turn}]")
             lines.append(line.render())
         recent = "\n".join(lines)
-        inputs = "\n".join(line.render() for line in self.parts.inputs)
+        inputs = "\n".join(line.render() for line in self.inputs)
         parts = []
         if recent:
             parts.append(f"RECENT TRANSCRIPT:\n{recent}")
@@ -295,57 +247,144 @@ class _Sections:
 
     def shrink(self, over: int) -> tuple[str, int] | None:
         """Drop more, in the documented order, `over` tokens being too many: what and how
-        many; None when nothing is left to drop."""
+        many; None when nothing is left to drop. Where a step has many small pieces, it
+        drops as many at once as the excess needs."""
         older = self._older()
         extra = self._extra(older)
-        if extra:  # summaries beyond the eight, the oldest first, as many as the excess needs
+        if extra:  # summaries beyond the eight, the oldest first
             shown = older[-(self.summaries + extra) :]
-            saved = dropped = 0
-            while dropped < extra and saved < over:
-                summary = shown[dropped]
-                saved += estimate_tokens(f"- (turn {summary.turn}) {summary.text}")
-                dropped += 1
+            dropped = _enough((f"- (turn {s.turn}) {s.text}" for s in shown[:extra]), over)
             self.extra = extra - dropped
             return "summaries", dropped
-        what = self._shrink_one(over)
-        return None if what is None else (what, 1)
-
-    def _shrink_one(self, over: int) -> str | None:
         if len(self.transcript) > MIN_TRANSCRIPT_LINES:
-            del self.transcript[0]
-            return "transcript_lines"
+            lines = self.transcript[:-MIN_TRANSCRIPT_LINES]
+            dropped = _enough((line.render() for line in lines), over)
+            del self.transcript[:dropped]
+            # The summaries this uncovers are no extras: those go before any line does.
+            self.extra = 0
+            return "transcript_lines", dropped
+        return self._shrink_one() or self._shrink_state(over) or self._shrink_scene(over)
+
+    def _shrink_one(self) -> tuple[str, int] | None:
         recalled = self._recalled()
         if recalled:
             self.recalled.remove(recalled[0])
-            return "recalled"
+            return "recalled", 1
         if self.chapters:
             del self.chapters[0]
-            return "chapters"
+            return "chapters", 1
         if self.summaries > MIN_SUMMARIES and len(self._earlier()) > MIN_SUMMARIES:
             self.summaries -= 1
-            return "summaries"
+            return "summaries", 1
         if self.lore:
             self.lore.pop()
-            return "lore"
+            return "lore", 1
         if self.witnessed > 0:
             self.witnessed -= 1
-            return "witnessed"
+            return "witnessed", 1
         if self.backstories:
             self.backstories = False
-            return "backstories"
-        # The last lines go only if that makes the prompt fit: over budget anyway (the
-        # budget is smaller than what is never dropped), the scene keeps its last words.
-        left = sum(estimate_tokens(line.render()) for line in self.transcript)
-        if self.transcript and left >= over:
-            del self.transcript[0]
-            return "transcript_lines"
+            return "backstories", 1
+        earlier = len(self._earlier())
+        if earlier:  # a small budget from here on: the last summaries
+            self.summaries = 0
+            return "summaries", earlier
+        state = self.parts.state
+        if self.absent and any(not c.present for c in state.characters.values()):
+            self.absent = False
+            return "absent_names", 1
+        if self.flags and state.flags:
+            self.flags = False
+            return "flags", 1
         return None
+
+    def _shrink_state(self, over: int) -> tuple[str, int] | None:
+        """A small budget: the state's lesser parts, each as much as the excess needs."""
+        state = self.parts.state
+        if self.relationships:  # the least familiar first
+            by_familiarity = sorted(self.relationships, key=attrgetter("familiarity"))
+            dropped = _enough((relationship_line(state, r) for r in by_familiarity), over)
+            gone = {id(r) for r in by_familiarity[:dropped]}
+            self.relationships = [r for r in self.relationships if id(r) not in gone]
+            return "relationships", dropped
+        if self.details == ALL_DETAILS and any(c.appearance or c.traits for c in self.present):
+            self.details = NO_LOOKS
+            return "looks", 1
+        if self.player_details and any(c.personality for c in self.players):
+            self.player_details = False
+            return "player_descriptions", 1
+        if self.story_summary and state.story.story.summary:
+            self.story_summary = False
+            return "story_summary", 1
+        shown = [f for f in self.parts.knowledge if f not in self.left_out]
+        told = sorted((f for f in shown if f.source == "told"), key=attrgetter("turn"))
+        if told:  # the oldest first
+            dropped = _enough((f"- (turn {f.turn}) {f.fact}" for f in told), over)
+            self.left_out.update(told[:dropped])
+            return "told", dropped
+        if self.details > BARE and any(c.personality or c.speech for c in self.present):
+            self.details = BARE
+            return "voices", 1
+        secrets = [f for f in reversed(shown) if f.source == "story"]
+        if secrets:  # the last listed first
+            dropped = _enough((f"- {f.fact}" for f in secrets), over)
+            self.left_out.update(secrets[:dropped])
+            return "secrets", dropped
+        if self.goals and goal_lines(state):
+            self.goals = False
+            return "goals", 1
+        return None
+
+    def _shrink_scene(self, over: int) -> tuple[str, int] | None:
+        """Last, the scene's last lines, then the players' words shortened, but only if
+        that makes the prompt fit: over budget anyway (the budget is smaller than what is
+        never dropped), the reply is better for them."""
+        lines = [line.render() for line in self.transcript]
+        cuttable = sum(estimate_tokens(line) for line in lines) + sum(
+            estimate_tokens(line.text) - estimate_tokens(_shortened(line.text, INPUT_KEPT))
+            for line in self.inputs
+        )
+        if cuttable < over:
+            return None
+        if lines:
+            dropped = _enough(lines, over)
+            del self.transcript[:dropped]
+            return "transcript_lines", dropped
+        # The longest input first, by as much as the excess takes.
+        costs = [estimate_tokens(line.text) for line in self.inputs]
+        index = max(range(len(costs)), key=costs.__getitem__)
+        line = self.inputs[index]
+        shorter = _shortened(line.text, max(INPUT_KEPT, costs[index] - over))
+        self.inputs[index] = line._replace(text=shorter)
+        return "input_characters", len(line.text) - len(shorter) + len(CUT)
+
+
+def _enough(pieces: Iterable[str], over: int) -> int:
+    """How many of `pieces`, dropped in order, save `over` tokens (all of them if they
+    cannot): at least one."""
+    saved = count = 0
+    for piece in pieces:
+        count += 1
+        saved += estimate_tokens(piece)
+        if saved >= over:
+            break
+    return max(count, 1)
+
+
+def _shortened(text: str, tokens: int) -> str:
+    """The start of `text` in about `tokens` tokens (estimated), marked as cut."""
+    if estimate_tokens(text) <= tokens:
+        return text
+    keep = len(text) * tokens // estimate_tokens(text)
+    while keep > 0 and estimate_tokens(text[:keep]) > tokens - 2:  # (the mark's)
+        keep = keep * 9 // 10
+    return text[:keep].rstrip() + CUT
 
 
 def build_scene_context(parts: ContextParts, budget: int, reply_words: int = 250) -> BuiltContext:
     sections = _Sections(parts, reply_words)
     dropped: dict[str, int] = {}
-    while True:
+    for _ in range(1_000):  # each step drops something; this only bounds a bug
         system, user = sections.system(), sections.user()
         tokens = estimate_tokens(system) + estimate_tokens(user) + 8
         if tokens <= budget:

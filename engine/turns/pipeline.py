@@ -50,6 +50,10 @@ TURN_DROPPED = (
     "The story changed while this turn was being written (it was paused or ended, or its "
     "messages were answered by another process), so the turn was not kept."
 )
+INPUT_CUT = (
+    "This turn's messages are longer than the model's context allows (LLM_CONTEXT_TOKENS), "
+    "so the narrator saw only their beginning. They are kept whole."
+)
 # The prompt has the summaries of the turns before the recent transcript; older ones are
 # recalled (engine.turns.memory).
 RECALL_AFTER = 2 * MAX_SUMMARIES
@@ -123,6 +127,8 @@ class TurnPipeline(EngineCore):
                 context.budget,
             )
         prep_ms = (time.perf_counter() - started) * 1000
+        if "input_characters" in context.dropped:
+            await self.sink.notice(channel_id, INPUT_CUT)
         npcs = {c.key: c.name for c in state.characters.values() if not c.is_player}
         players = {c.key: c.name for c in state.characters.values() if c.is_player}
         # Models also address players by their user names: never let those speak either.
