@@ -28,6 +28,8 @@ from engine.stories.schema import StoryFile
 from engine.turns.context import build_scene_context
 from engine.turns.pipeline import INPUT_CUT
 from engine.turns.prompt_parts import ContextParts, KnownFact, Line, Summary
+from engine.turns.prompts import LINE_KEPT, director_messages, fit_lines
+from engine.turns.script import ScriptPost, Speaker
 from tests.engine_support import CHANNEL, GUILD, MOD, TEST_STORY, catalog_of, running_engine
 from tests.llm_double import LLMDouble
 
@@ -199,7 +201,48 @@ async def test_a_long_message_on_a_small_budget_is_cut_for_the_model_and_kept_wh
             ).all()
     prompt = llm_server.calls("scene")[-1].prompt
     assert estimate_tokens(prompt) <= 1_000
+    assert estimate_tokens(llm_server.calls("director")[-1].prompt) <= 1_000
     assert "I tell the whole story" in prompt and "I keep watch" in prompt
     assert "[...]" in prompt
     assert INPUT_CUT in sink.notices
     assert stored == [message.strip()]  # stored whole
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(st.text(min_size=1, max_size=1_500), min_size=1, max_size=8),
+    room=st.integers(300, 3_000),
+)
+def test_director_lines_share_the_room_fairly(lines: list[str], room: int) -> None:
+    fitted = fit_lines(lines, room)
+    assert len(fitted) == len(lines)
+    if sum(estimate_tokens(line) + 1 for line in lines) <= room:
+        assert fitted == lines
+        return
+    if room >= LINE_KEPT * len(lines):
+        assert sum(estimate_tokens(line) + 1 for line in fitted) <= room
+    share = room // len(lines)
+    for before, after in zip(lines, fitted, strict=True):
+        if estimate_tokens(before) + 1 <= min(share, LINE_KEPT):
+            assert after == before  # short lines are never cut
+        assert after == before or (after.endswith(" [...]") and before.startswith(after[:-6]))
+
+
+@pytest.mark.parametrize("path", STORIES, ids=lambda p: p.stem)
+def test_the_director_prompt_fits_a_small_budget_and_keeps_the_names(path: Path) -> None:
+    state = opening_scene(load_story(path).story)
+    inputs = "\n".join(f"{name}: " + "I search the room slowly. " * 80 for name in PLAYERS)
+    present = [c for c in state.present_characters() if not c.is_player]
+    posts = [
+        ScriptPost(Speaker(c.name, c.key), "She looks up from the fire and says nothing. " * 20)
+        for c in present
+    ]
+    full = director_messages(state, posts, inputs)
+    assert "RELATIONSHIPS NOW" in full[0]["content"]
+    small = director_messages(state, posts, inputs, 1_500)
+    system, user = (m["content"] for m in small)
+    assert estimate_tokens(system) + estimate_tokens(user) <= 1_500
+    for c in present:
+        assert f"- {c.key} = {c.name}" in system
+    assert f"- {state.scene_location} = " in system
+    assert all(f"{name}: I search" in user for name in PLAYERS)

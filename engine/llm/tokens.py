@@ -38,6 +38,18 @@ def estimate_tokens(text: str) -> int:
     return int((max(by_chars, by_words) + non_ascii * 0.5) * _MARGIN) + 1
 
 
+def shortened(text: str, tokens: int, mark: str = " [...]") -> str:
+    """`text`, or its start in about `tokens` estimated tokens (the mark's included) with
+    `mark` after it to show it was cut."""
+    cost = estimate_tokens(text)
+    if cost <= tokens:
+        return text
+    keep = len(text) * tokens // cost
+    while keep > 0 and estimate_tokens(text[:keep] + mark) > tokens:
+        keep = keep * 9 // 10
+    return text[:keep].rstrip() + mark
+
+
 def estimate_messages_tokens(messages: Iterable[Mapping[str, str]]) -> int:
     """Estimated prompt tokens of chat messages, per-message overhead included."""
     return (

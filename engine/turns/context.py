@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from engine.llm.tokens import estimate_tokens
+from engine.llm.tokens import estimate_tokens, shortened
 from engine.turns.memory import RECALLED, Recalled
 from engine.turns.prompt_parts import MAX_WITNESSED, ContextParts, KnownFact, Summary
 from engine.turns.scene_text import (
@@ -55,7 +55,6 @@ MIN_TRANSCRIPT_LINES = 4
 MIN_SUMMARIES = 2
 MAX_SUMMARIES = 8  # of the turns just before the transcript
 LORE_SCAN_LINES = 6
-CUT = " [...]"
 INPUT_KEPT = 50  # tokens of each player's input kept however small the budget
 
 
@@ -341,7 +340,7 @@ class _Sections:
         never dropped), the reply is better for them."""
         lines = [line.render() for line in self.transcript]
         cuttable = sum(estimate_tokens(line) for line in lines) + sum(
-            estimate_tokens(line.text) - estimate_tokens(_shortened(line.text, INPUT_KEPT))
+            estimate_tokens(line.text) - estimate_tokens(shortened(line.text, INPUT_KEPT))
             for line in self.inputs
         )
         if cuttable < over:
@@ -354,9 +353,9 @@ class _Sections:
         costs = [estimate_tokens(line.text) for line in self.inputs]
         index = max(range(len(costs)), key=costs.__getitem__)
         line = self.inputs[index]
-        shorter = _shortened(line.text, max(INPUT_KEPT, costs[index] - over))
+        shorter = shortened(line.text, max(INPUT_KEPT, costs[index] - over))
         self.inputs[index] = line._replace(text=shorter)
-        return "input_characters", len(line.text) - len(shorter) + len(CUT)
+        return "input_characters", len(line.text) - len(shorter)
 
 
 def _enough(pieces: Iterable[str], over: int) -> int:
@@ -369,16 +368,6 @@ def _enough(pieces: Iterable[str], over: int) -> int:
         if saved >= over:
             break
     return max(count, 1)
-
-
-def _shortened(text: str, tokens: int) -> str:
-    """The start of `text` in about `tokens` tokens (estimated), marked as cut."""
-    if estimate_tokens(text) <= tokens:
-        return text
-    keep = len(text) * tokens // estimate_tokens(text)
-    while keep > 0 and estimate_tokens(text[:keep]) > tokens - 2:  # (the mark's)
-        keep = keep * 9 // 10
-    return text[:keep].rstrip() + CUT
 
 
 def build_scene_context(parts: ContextParts, budget: int, reply_words: int = 250) -> BuiltContext:

@@ -240,7 +240,7 @@ class TurnPipeline(EngineCore):
         watch: _Stopwatch,
     ) -> DirectorPlan:
         with watch.running():
-            messages = director_messages(state, posts, inputs)
+            messages = director_messages(state, posts, inputs, self.options.context_tokens)
             speakers = {p.speaker.character_key for p in posts if p.speaker.character_key}
         try:
             output = await self.gateway.complete_json(
