@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from engine.db import models as m
-from engine.llm.tokens import estimate_tokens
+from engine.llm.tokens import LINE_KEPT, estimate_tokens, fit_lines
 from engine.state.snapshot import (
     ArcProgress,
     CharacterState,
@@ -25,10 +25,11 @@ from engine.state.snapshot import (
 )
 from engine.stories.loader import load_story
 from engine.stories.schema import StoryFile
+from engine.turns import chapters
 from engine.turns.context import build_scene_context
 from engine.turns.pipeline import INPUT_CUT
 from engine.turns.prompt_parts import ContextParts, KnownFact, Line, Summary
-from engine.turns.prompts import LINE_KEPT, director_messages, fit_lines
+from engine.turns.prompts import director_messages
 from engine.turns.script import ScriptPost, Speaker
 from tests.engine_support import CHANNEL, GUILD, MOD, TEST_STORY, catalog_of, running_engine
 from tests.llm_double import LLMDouble
@@ -246,3 +247,14 @@ def test_the_director_prompt_fits_a_small_budget_and_keeps_the_names(path: Path)
         assert f"- {c.key} = {c.name}" in system
     assert f"- {state.scene_location} = " in system
     assert all(f"{name}: I search" in user for name in PLAYERS)
+
+
+def test_a_chapter_request_fits_a_small_budget_and_keeps_every_turn() -> None:
+    summaries = [
+        (t, f"Turn {t}: " + "the crew argued about the tide tables. " * 8) for t in range(1, 17)
+    ]
+    whole = chapters.messages("The Last Map", (1, 16), summaries)
+    assert sum(estimate_tokens(m["content"]) for m in whole) > 1_000
+    fitted = chapters.messages("The Last Map", (1, 16), summaries, 1_000)
+    assert sum(estimate_tokens(m["content"]) for m in fitted) <= 1_000
+    assert all(f"- (turn {t}) Turn {t}: the crew" in fitted[1]["content"] for t in range(1, 17))

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 MESSAGE_OVERHEAD = 4
 REPLY_PRIMING = 2
 _MARGIN = 1.1
+LINE_KEPT = 30  # tokens of a line `fit_lines` keeps however small the room
 
 
 def estimate_tokens(text: str) -> int:
@@ -48,6 +49,26 @@ def shortened(text: str, tokens: int, mark: str = " [...]") -> str:
     while keep > 0 and estimate_tokens(text[:keep] + mark) > tokens:
         keep = keep * 9 // 10
     return text[:keep].rstrip() + mark
+
+
+def fit_lines(lines: list[str], room: int, floor: int = LINE_KEPT) -> list[str]:
+    """`lines` shortened to about `room` tokens together: each to a fair share, a line
+    shorter than its share keeping all of it and leaving the rest to the others (none to
+    fewer than `floor` tokens)."""
+    costs = [estimate_tokens(line) + 1 for line in lines]  # (+1: the line break)
+    if sum(costs) <= room:
+        return lines
+    caps = [0] * len(lines)
+    left = room
+    by_cost = sorted(range(len(lines)), key=costs.__getitem__)
+    for done, i in enumerate(by_cost):
+        share = max(floor, left // (len(lines) - done))
+        caps[i] = min(costs[i], share)
+        left -= caps[i]
+    return [
+        line if caps[i] >= costs[i] else shortened(line, caps[i] - 1)
+        for i, line in enumerate(lines)
+    ]
 
 
 def estimate_messages_tokens(messages: Iterable[Mapping[str, str]]) -> int:

@@ -30,6 +30,7 @@ from engine.db import Database
 from engine.db import models as m
 from engine.db.statements import Runner
 from engine.llm import LLMError, LLMGateway, strip_reasoning
+from engine.llm.tokens import estimate_tokens, fit_lines
 from engine.turns.director import one_line
 
 log = logging.getLogger(__name__)
@@ -117,14 +118,23 @@ async def summaries_to_condense(
 
 
 def messages(
-    story_title: str, span: tuple[int, int], summaries: list[tuple[int, str]]
+    story_title: str,
+    span: tuple[int, int],
+    summaries: list[tuple[int, str]],
+    budget: int | None = None,
 ) -> list[dict[str, str]]:
-    events = "\n".join(f"- (turn {turn}) {text}" for turn, text in summaries)
+    """The request for one chapter; within `budget` tokens, each turn's summary shortened
+    to a fair share when they do not fit whole."""
+    lines = [f"- (turn {turn}) {text}" for turn, text in summaries]
+    head = f"Story: {story_title}\nEvents of turns {span[0]}-{span[1]}:\n"
+    if budget is not None:
+        lines = fit_lines(lines, budget - estimate_tokens(INSTRUCTIONS + head) - 16)
+    events = "\n".join(lines)
     return [
         {"role": "system", "content": INSTRUCTIONS},
         {
             "role": "user",
-            "content": f"Story: {story_title}\nEvents of turns {span[0]}-{span[1]}:\n{events}",
+            "content": head + events,
         },
     ]
 
@@ -147,7 +157,13 @@ class ChapterWriter:
         self.tasks: dict[int, asyncio.Task[None]] = {}  # by channel
 
     def after_turn(
-        self, channel_id: int, playthrough_id: int, turn_count: int, title: str, model: str | None
+        self,
+        channel_id: int,
+        playthrough_id: int,
+        turn_count: int,
+        title: str,
+        model: str | None,
+        budget: int | None = None,
     ) -> None:
         """Start writing the chapter due after this turn, if any and not written yet."""
         span = due(turn_count)
@@ -156,7 +172,7 @@ class ChapterWriter:
         running = self.tasks.get(channel_id)
         if running is not None and not running.done():
             return  # it will be due again after the next turn
-        task = asyncio.create_task(self._write(playthrough_id, span, title, model))
+        task = asyncio.create_task(self._write(playthrough_id, span, title, model, budget))
         self.tasks[channel_id] = task
         task.add_done_callback(lambda done: self._forget(channel_id, done))
 
@@ -180,7 +196,12 @@ class ChapterWriter:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _write(
-        self, playthrough_id: int, span: tuple[int, int], title: str, model: str | None
+        self,
+        playthrough_id: int,
+        span: tuple[int, int],
+        title: str,
+        model: str | None,
+        budget: int | None,
     ) -> None:
         try:
             async with self.db.reading() as runner:
@@ -191,7 +212,7 @@ class ChapterWriter:
             # A chore like the director's: its model (or the server's override) does it.
             name = model or self.gateway.config.director
             reply = await self.gateway.complete_text(
-                messages(title, span, summaries), purpose="summary", model=name
+                messages(title, span, summaries, budget), purpose="summary", model=name
             )
             text = clean(reply)
             if not text:

@@ -187,7 +187,8 @@ class TurnPipeline(EngineCore):
             await self.sink.turn_finished(channel_id, result)
             title = state.story.story.title
             pid, model = turn_input.playthrough_id, turn_input.model
-            self.chapters.after_turn(channel_id, pid, result.turn_number, title, model)
+            budget = self.options.context_tokens
+            self.chapters.after_turn(channel_id, pid, result.turn_number, title, model, budget)
         return result
 
     async def _generate(

@@ -9,12 +9,10 @@ players' words and the scene's lines shortened, each to a fair share of what roo
 
 from __future__ import annotations
 
-from engine.llm.tokens import estimate_tokens, shortened
+from engine.llm.tokens import estimate_tokens, fit_lines
 from engine.state.snapshot import Snapshot
 from engine.turns.director import director_instructions
 from engine.turns.script import ScriptPost
-
-LINE_KEPT = 30  # tokens of a line of input or scene kept however small the budget
 
 
 def director_messages(
@@ -32,26 +30,6 @@ def director_messages(
         fitted = fit_lines([*said, *script], room)
         said, script = fitted[: len(said)], fitted[len(said) :]
     return _messages(system, _user(said, script))
-
-
-def fit_lines(lines: list[str], room: int) -> list[str]:
-    """`lines` shortened to about `room` tokens together: each to a fair share, a line
-    shorter than its share keeping all of it and leaving the rest to the others (none to
-    fewer than LINE_KEPT tokens)."""
-    costs = [estimate_tokens(line) + 1 for line in lines]  # (+1: the line break)
-    if sum(costs) <= room:
-        return lines
-    caps = [0] * len(lines)
-    left = room
-    by_cost = sorted(range(len(lines)), key=costs.__getitem__)
-    for done, i in enumerate(by_cost):
-        share = max(LINE_KEPT, left // (len(lines) - done))
-        caps[i] = min(costs[i], share)
-        left -= caps[i]
-    return [
-        line if caps[i] >= costs[i] else shortened(line, caps[i] - 1)
-        for i, line in enumerate(lines)
-    ]
 
 
 def _system(state: Snapshot, lean_for: str | None) -> str:
