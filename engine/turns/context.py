@@ -262,32 +262,49 @@ class _Sections:
             # The summaries this uncovers are no extras: those go before any line does.
             self.extra = 0
             return "transcript_lines", dropped
-        return self._shrink_one() or self._shrink_state(over) or self._shrink_scene(over)
+        return self._shrink_history(over) or self._shrink_state(over) or self._shrink_scene(over)
 
-    def _shrink_one(self) -> tuple[str, int] | None:
+    def _shrink_history(self, over: int) -> tuple[str, int] | None:
         recalled = self._recalled()
-        if recalled:
-            self.recalled.remove(recalled[0])
-            return "recalled", 1
+        if recalled:  # (spare candidates may take their places)
+            dropped = _enough((f"- (turn {r.turn}) {r.summary}" for r in recalled), over)
+            for r in recalled[:dropped]:
+                self.recalled.remove(r)
+            return "recalled", dropped
         if self.chapters:
-            del self.chapters[0]
-            return "chapters", 1
-        if self.summaries > MIN_SUMMARIES and len(self._earlier()) > MIN_SUMMARIES:
-            self.summaries -= 1
-            return "summaries", 1
+            dropped = _enough((f"- {c.label()}" for c in self.chapters), over)
+            del self.chapters[:dropped]
+            return "chapters", dropped
+        earlier = self._earlier()
+        if self.summaries > MIN_SUMMARIES and len(earlier) > MIN_SUMMARIES:
+            spare = earlier[: len(earlier) - MIN_SUMMARIES]
+            dropped = _enough((f"- (turn {s.turn}) {s.text}" for s in spare), over)
+            self.summaries = min(self.summaries, len(earlier)) - dropped
+            return "summaries", dropped
         if self.lore:
-            self.lore.pop()
-            return "lore", 1
+            dropped = _enough((f"- {e.content}" for e in reversed(self.lore)), over)
+            del self.lore[len(self.lore) - dropped :]
+            return "lore", dropped
         if self.witnessed > 0:
-            self.witnessed -= 1
-            return "witnessed", 1
+            # Each step takes every present character's oldest witnessed fact shown.
+            seen: dict[str, list[str]] = {}
+            for f in self.parts.knowledge:
+                if f.source == "witnessed":
+                    seen.setdefault(f.character_key, []).append(f"- (turn {f.turn}) {f.fact}")
+            levels = [
+                "\n".join(own[-level] for own in seen.values() if len(own) >= level)
+                for level in range(self.witnessed, 0, -1)
+            ]
+            dropped = _enough(levels, over)
+            self.witnessed -= dropped
+            return "witnessed", dropped
         if self.backstories:
             self.backstories = False
             return "backstories", 1
-        earlier = len(self._earlier())
-        if earlier:  # a small budget from here on: the last summaries
+        last = len(self._earlier())
+        if last:  # a small budget from here on: the last summaries
             self.summaries = 0
-            return "summaries", earlier
+            return "summaries", last
         state = self.parts.state
         if self.absent and any(not c.present for c in state.characters.values()):
             self.absent = False
