@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.discord_double import Channel, DiscordDouble, Guild, Perm, User
@@ -62,10 +63,32 @@ async def start_bot(
     )
 
 
-async def wait_until_online(double: DiscordDouble, sessions: int) -> None:
+def signal_bot(process: asyncio.subprocess.Process, sig: int) -> None:
+    """`sig` to the bot process unless it has exited already (sending it then would raise
+    ProcessLookupError over the test's own failure)."""
+    if process.returncode is None:
+        process.send_signal(sig)
+
+
+async def fail_if_exited(processes: Sequence[asyncio.subprocess.Process]) -> None:
+    """Fail at once, with its exit code and the end of its stderr, when a bot process that
+    should be running has exited (rather than waiting for something it will never do)."""
+    for process in processes:
+        if process.returncode is not None:
+            _, err = await asyncio.wait_for(process.communicate(), WAIT)
+            raise AssertionError(
+                f"the bot process exited ({process.returncode}): {err.decode()[-3000:]}"
+            )
+
+
+async def wait_until_online(
+    double: DiscordDouble, sessions: int, processes: Sequence[asyncio.subprocess.Process] = ()
+) -> None:
     """Until the bot has synced its commands and identified on the gateway `sessions` times
-    (as on Discord, an interaction sent before the bot is online goes unanswered)."""
+    (as on Discord, an interaction sent before the bot is online goes unanswered); fails at
+    once when one of `processes` exits meanwhile."""
     for _ in range(1200):
+        await fail_if_exited(processes)
         synced = double.requests_to("PUT", r"/applications/\d+/guilds/\d+/commands")
         if synced and len(double.gateway.identifies) >= sessions:
             await asyncio.sleep(0.3)  # READY and GUILD_CREATE reach the bot
@@ -85,10 +108,15 @@ def scene(double: DiscordDouble, guild: Guild | None = None) -> tuple[Guild, Cha
 
 
 async def story_with_a_player(
-    double: DiscordDouble, channel: Channel, mod: User, alice: User
+    double: DiscordDouble,
+    channel: Channel,
+    mod: User,
+    alice: User,
+    processes: Sequence[asyncio.subprocess.Process] = (),
 ) -> None:
-    """Once the bot is online: the moderator starts the story and alice joins as Ash."""
-    await wait_until_online(double, 1)
+    """Once the bot is online: the moderator starts the story and alice joins as Ash
+    (`processes`: the bot's, see `wait_until_online`)."""
+    await wait_until_online(double, 1, processes)
     await double.run_slash_command(
         mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
     )
@@ -103,7 +131,7 @@ async def test_bot_process_plays_then_stops_cleanly(
     llm_server.reply("scene", 'Mira: "Boots off the table."')
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await story_with_a_player(discord_double, channel, mod, alice)
+        await story_with_a_player(discord_double, channel, mod, alice, [process])
         await discord_double.user_sends(alice, channel, "I put my boots on the table.")
         mira = await discord_double.wait_for_message(
             lambda m: m.author_name == "Mira" and m.content == '"Boots off the table."',
@@ -111,7 +139,7 @@ async def test_bot_process_plays_then_stops_cleanly(
         )
         assert mira.webhook_id is not None
     finally:
-        process.send_signal(signal.SIGTERM)
+        signal_bot(process, signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), WAIT)
     assert process.returncode == 0, err.decode()[-2000:]
     assert "Traceback" not in err.decode()
@@ -123,12 +151,12 @@ async def test_bot_killed_mid_turn_finishes_it_once_after_restart(
     guild, channel, mod, alice = scene(discord_double)
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await story_with_a_player(discord_double, channel, mod, alice)
+        await story_with_a_player(discord_double, channel, mod, alice, [process])
         llm_server.latency = 30.0  # the turn hangs in the LLM call until the kill
         await discord_double.user_sends(alice, channel, "I light the lamp.")
         await llm_server.wait_for_call("scene")  # the turn is waiting on the model
     finally:
-        process.send_signal(signal.SIGKILL)
+        signal_bot(process, signal.SIGKILL)
         await asyncio.wait_for(process.wait(), WAIT)
 
     llm_server.latency = 0.0
@@ -144,7 +172,7 @@ async def test_bot_killed_mid_turn_finishes_it_once_after_restart(
         ]
         assert len(posts) == 1
     finally:
-        restarted.send_signal(signal.SIGTERM)
+        signal_bot(restarted, signal.SIGTERM)
         await asyncio.wait_for(restarted.communicate(), WAIT)
 
 

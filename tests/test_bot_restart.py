@@ -10,7 +10,14 @@ from pathlib import Path
 
 from tests.discord_double import DiscordDouble
 from tests.llm_double import LLMDouble
-from tests.test_bot_process import WAIT, scene, start_bot, story_with_a_player, wait_until_online
+from tests.test_bot_process import (
+    WAIT,
+    scene,
+    signal_bot,
+    start_bot,
+    story_with_a_player,
+    wait_until_online,
+)
 
 # The script is emitted a line at a time: "Ah." shows at once, the rest waits for the kill.
 LINE = "Ah.\nThe lamp catches, and the shadows climb the walls, slow as smoke over water."
@@ -23,7 +30,7 @@ async def test_killed_mid_stream_leaves_no_half_post_after_restart(
     llm_server.set_default("scene", f"Mira: {LINE}")
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await story_with_a_player(discord_double, channel, mod, alice)
+        await story_with_a_player(discord_double, channel, mod, alice, [process])
         llm_server.chunk_size = 8
         llm_server.chunk_delay = 1.0  # the rest of the line would take ~9 s: the kill comes first
         await discord_double.user_sends(alice, channel, "I light the lamp.")
@@ -32,7 +39,7 @@ async def test_killed_mid_stream_leaves_no_half_post_after_restart(
         )
         assert partial.content.startswith("Ah.") and partial.content != LINE
     finally:
-        process.send_signal(signal.SIGKILL)
+        signal_bot(process, signal.SIGKILL)
         await asyncio.wait_for(process.wait(), WAIT)
 
     llm_server.chunk_delay = 0.0
@@ -47,7 +54,7 @@ async def test_killed_mid_stream_leaves_no_half_post_after_restart(
         ]
         assert from_mira == [LINE]
     finally:
-        restarted.send_signal(signal.SIGTERM)
+        signal_bot(restarted, signal.SIGTERM)
         await asyncio.wait_for(restarted.communicate(), WAIT)
 
 
@@ -58,19 +65,19 @@ async def test_retry_button_of_a_failed_turn_works_after_a_restart(
     llm_server.fail("scene", "500")
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await story_with_a_player(discord_double, channel, mod, alice)
+        await story_with_a_player(discord_double, channel, mod, alice, [process])
         await discord_double.user_sends(alice, channel, "I ring the bell.")
         notice = await discord_double.wait_for_message(
             lambda m: "could not continue" in m.content, timeout=WAIT, channel=channel
         )
     finally:
-        process.send_signal(signal.SIGTERM)
+        signal_bot(process, signal.SIGTERM)
         await asyncio.wait_for(process.communicate(), WAIT)
 
     llm_server.reply("scene", "Mira: Who rings at this hour?")
     restarted = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await wait_until_online(discord_double, 2)
+        await wait_until_online(discord_double, 2, [restarted])
         [row] = notice.message.components
         [button] = row["components"]
         await discord_double.press_button(alice, notice.message, button["custom_id"], timeout=10)
@@ -85,7 +92,7 @@ async def test_retry_button_of_a_failed_turn_works_after_a_restart(
             lambda m: m.id == notice.id and not m.message.components, timeout=WAIT
         )
     finally:
-        restarted.send_signal(signal.SIGTERM)
+        signal_bot(restarted, signal.SIGTERM)
         await asyncio.wait_for(restarted.communicate(), WAIT)
 
 
@@ -95,12 +102,12 @@ async def test_sigterm_mid_turn_exits_cleanly_and_the_turn_is_finished_after(
     guild, channel, mod, alice = scene(discord_double)
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await story_with_a_player(discord_double, channel, mod, alice)
+        await story_with_a_player(discord_double, channel, mod, alice, [process])
         llm_server.latency = 30.0
         await discord_double.user_sends(alice, channel, "I bar the door.")
         await llm_server.wait_for_call("scene")  # the turn is waiting on the model
     finally:
-        process.send_signal(signal.SIGTERM)
+        signal_bot(process, signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), WAIT)
     assert process.returncode == 0, err.decode()[-2000:]
     assert "Traceback" not in err.decode(), err.decode()[-3000:]
@@ -117,7 +124,7 @@ async def test_sigterm_mid_turn_exits_cleanly_and_the_turn_is_finished_after(
         assert shown.count("The bar drops into its brackets.") == 1
         assert not [text for text in shown if "could not continue" in text]
     finally:
-        restarted.send_signal(signal.SIGTERM)
+        signal_bot(restarted, signal.SIGTERM)
         await asyncio.wait_for(restarted.communicate(), WAIT)
 
 
@@ -129,7 +136,9 @@ async def test_without_the_message_content_intent_the_process_still_plays(
     llm_server.reply("scene", "Mira: I hear you.")
     process = await start_bot(tmp_path, discord_double, llm_server, guild)
     try:
-        await wait_until_online(discord_double, 2)  # refused once, then without the intent
+        await wait_until_online(
+            discord_double, 2, [process]
+        )  # refused once, then without the intent
         await discord_double.run_slash_command(
             mod, channel, "story", {"story": "inn"}, subcommand="start", timeout=10
         )
@@ -144,7 +153,7 @@ async def test_without_the_message_content_intent_the_process_still_plays(
             lambda m: m.author_name == "Mira" and m.content == "I hear you.", timeout=WAIT
         )
     finally:
-        process.send_signal(signal.SIGTERM)
+        signal_bot(process, signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), WAIT)
     assert process.returncode == 0, err.decode()[-2000:]
     assert "Message Content intent is not enabled" in err.decode()

@@ -41,9 +41,14 @@ async def start_shards(
     ]
 
 
-async def wait_until_all_online(double: DiscordDouble, guilds: list[Guild]) -> None:
-    """Until every process has synced its server's commands and identified on the gateway."""
+async def wait_until_all_online(
+    double: DiscordDouble, guilds: list[Guild], processes: list[asyncio.subprocess.Process]
+) -> None:
+    """Until every process has synced its server's commands and identified on the gateway;
+    fails at once when one of them exits meanwhile."""
     for _ in range(1200):
+        if any(process.returncode is not None for process in processes):
+            raise AssertionError("a shard process exited before all came online")
         synced = all(
             double.requests_to("PUT", rf"/applications/\d+/guilds/{g.id}/commands") for g in guilds
         )
@@ -71,15 +76,16 @@ async def test_two_shard_processes_each_play_their_servers_and_recover_only_thos
     processes = await start_shards(tmp_path, discord_double, llm_server, guilds)
     try:
         try:
-            await wait_until_all_online(discord_double, guilds)
-        except AssertionError:
+            await wait_until_all_online(discord_double, guilds, processes)
+        except AssertionError as error:
+            codes = [process.returncode for process in processes]  # (None: still running)
             for process in processes:
                 if process.returncode is None:
                     process.kill()
             logs = [(await process.communicate())[1].decode()[-3000:] for process in processes]
-            raise AssertionError(f"not online; the processes said: {logs}") from None
+            raise AssertionError(f"{error}; exit codes {codes}; stderr: {logs}") from None
         for _, channel, mod, alice in scenes:
-            await story_with_a_player(discord_double, channel, mod, alice)
+            await story_with_a_player(discord_double, channel, mod, alice, processes)
         # Each shard's process saw only its own server.
         shards = sorted(i["shard"] for i in discord_double.gateway.identifies)
         assert shards == [[0, SHARDS], [1, SHARDS]]
