@@ -16,11 +16,11 @@ from pathlib import Path
 
 import discord
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 
 from engine.db.database import create_engine
 from engine.db.migrate import upgrade_to_head
-from engine.settings import Settings, SettingsError, load_settings
+from engine.settings import SettingsError, load_settings
 from engine.stories import StoryError, find_story_files, load_story
 from engine.text import without_controls
 
@@ -45,19 +45,23 @@ def _configure_logging(level: str) -> None:
     )
 
 
-async def _migrate(settings: Settings) -> None:
+async def _migrate(url: str, source: str = "DATABASE_URL") -> None:
+    """Create or upgrade the database at `url`; a database that cannot be used ends the
+    command with a message naming `source` (the variable or option the URL came from)."""
     try:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(url)
     except ArgumentError as error:
+        raise CommandFailed(f"{source}: not a usable database URL ({error})", EXIT_CONFIG) from None
+    except ImportError as error:  # the URL names a driver that is not installed
         raise CommandFailed(
-            f"DATABASE_URL: not a usable database URL ({error})", EXIT_CONFIG
+            f"{source}: the database driver is not installed ({error})", EXIT_CONFIG
         ) from None
     except OSError as error:
-        raise CommandFailed(f"DATABASE_URL: cannot create the database folder ({error})") from None
+        raise CommandFailed(f"{source}: cannot create the database folder ({error})") from None
     try:
         await upgrade_to_head(engine)
-    except OperationalError as error:
-        raise CommandFailed(f"DATABASE_URL: cannot open the database ({error.orig})") from None
+    except DatabaseError as error:  # also a file that is not a database, not only OperationalError
+        raise CommandFailed(f"{source}: cannot open the database ({error.orig})") from None
     finally:
         await engine.dispose()
 
@@ -65,7 +69,7 @@ async def _migrate(settings: Settings) -> None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load_settings()
     _configure_logging(settings.log_level)
-    asyncio.run(_migrate(settings))
+    asyncio.run(_migrate(settings.database_url))
     print(f"Database is up to date: {_shown_url(settings.database_url)}")
     return EXIT_OK
 
@@ -76,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.require_discord_token()
     _configure_logging(settings.log_level)
-    asyncio.run(_migrate(settings))
+    asyncio.run(_migrate(settings.database_url))
     try:
         asyncio.run(run_bot(settings))
     except discord.LoginFailure:
@@ -130,6 +134,9 @@ def cmd_play(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level or "WARNING")
     players = [p.strip() for p in (args.players or "").split(",") if p.strip()]
     url = f"sqlite+aiosqlite:///{args.db}" if args.db else None
+    # A database that cannot be used (a folder, a file that is not SQLite, a missing driver)
+    # is said in one line, as `migrate` says it, before the story loads.
+    asyncio.run(_migrate(url or settings.database_url, "--db" if args.db else "DATABASE_URL"))
     try:
         return asyncio.run(play(settings, args.story, players, url))
     except (EngineError, StoryError) as error:

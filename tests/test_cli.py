@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sqlite3
@@ -112,6 +113,38 @@ def test_unusable_database_url_is_a_configuration_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["play", "migrate"])
+@pytest.mark.parametrize("kind", ["folder", "not sqlite", "no driver"])
+def test_unusable_database_is_one_clear_line(tmp_path: Path, command: str, kind: str) -> None:
+    # A --db that is a folder or a file that is not SQLite, or a DATABASE_URL whose driver
+    # is not installed: one line naming where the URL came from, no traceback.
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    args = ["play", str(ROOT / "stories" / "last_map.toml")] if command == "play" else [command]
+    source, said, code = "--db", "cannot open the database", 1
+    if kind == "folder":
+        database = tmp_path / "a-folder"
+        database.mkdir()
+    else:
+        database = tmp_path / "notes.db"
+        database.write_text("not a database\n")
+    if kind == "no driver":
+        if importlib.util.find_spec("asyncpg") is not None:
+            pytest.skip("asyncpg is installed here")
+        env["DATABASE_URL"] = "postgresql+asyncpg://user:secret-password@127.0.0.1:9/x"
+        source, said, code = "DATABASE_URL", "the database driver is not installed", 2
+    elif command == "play":
+        args += ["--db", str(database)]
+    else:
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
+        source = "DATABASE_URL"
+    result = run_cli(*args, cwd=tmp_path, env=env)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"Error: {source}: {said}"), result.stderr
+    assert "secret-password" not in result.stderr
+    assert result.stdout == ""
 
 
 def test_validate_bundled_stories_prints_a_summary_per_story(tmp_path: Path) -> None:
