@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,7 +129,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from bot.console import play
+    from bot.console import EXIT_OUTPUT_CLOSED, play
     from engine.errors import EngineError
 
     settings = load_settings()
@@ -138,9 +140,15 @@ def cmd_play(args: argparse.Namespace) -> int:
     # is said in one line, as `migrate` says it, before the story loads.
     asyncio.run(_migrate(url or settings.database_url, "--db" if args.db else "DATABASE_URL"))
     try:
-        return asyncio.run(play(settings, args.story, players, url))
+        code = asyncio.run(play(settings, args.story, players, url))
     except (EngineError, StoryError) as error:
         raise CommandFailed(str(error)) from None
+    if code == EXIT_OUTPUT_CLOSED:
+        # What is left in stdout's buffer cannot be written: flushing it at exit would print
+        # a BrokenPipeError to stderr. Point stdout at /dev/null instead.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code
 
 
 def _shown_url(url: str) -> str:

@@ -24,7 +24,8 @@ dropped (a script saved by a Windows editor). Without a terminal on standard inp
 prompts, so scripts and tests can drive it. The playthrough lives in the database: running the
 same command again continues it, finishing a turn that was cut off (by a crash, or by Ctrl-C,
 which stops at once with exit code 130; lines typed while the turn was written were not read
-yet, and the notice says they are not kept).
+yet, and the notice says they are not kept). Standard output closed by its reader (`| head`)
+stops the session as /quit does, with exit code 141.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ JOIN_USAGE = (
 )
 OUT_OF_CHARACTER_NOTICE = "! Out of character: not sent to the story."
 STOPPED_BEFORE_OPENING = "! Stopping before the story opened: no input was read, none is kept."
+# The exit code when standard output is closed by its reader (`play ... | head`): 128 + SIGPIPE,
+# as a shell reports a program that SIGPIPE stopped (and 130 is 128 + SIGINT for Ctrl-C).
+EXIT_OUTPUT_CLOSED = 141
 # The commands without arguments, and what they do (said when one is given arguments).
 NO_ARGUMENTS = {
     "look": "it describes the scene",
@@ -134,12 +138,24 @@ class ConsoleSink(NullSink):
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.writing: int | None = None  # the number of the turn being written, if any
+        # Set when the reader of standard output went away (`play ... | head -5`): nothing is
+        # printed any more, and the session stops after the line it is handling.
+        self.closed = False
 
     def say(self, line: str) -> None:
         """Every line the console prints goes through here: input, model output and error
         messages are shown without control characters."""
-        self.out.write(terminal_safe(line) + "\n")
-        self.out.flush()
+        self.write(terminal_safe(line) + "\n")
+
+    def write(self, text: str) -> None:
+        """`text` as it is, unless standard output is closed (then nothing, and `closed`)."""
+        if self.closed:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:  # (raised here, it would end a turn's sink call or the session)
+            self.closed = True
 
     async def turn_started(self, channel_id: int, turn_number: int) -> None:
         self.writing = turn_number
@@ -580,10 +596,9 @@ async def play(
     try:
         await console.open(players)
         lines = _read_lines(_replacing_undecodable(stdin))
-        while True:
+        while not sink.closed:
             if interactive:
-                stdout.write("> ")
-                stdout.flush()
+                sink.write("> ")
             line = await lines.get()
             if line is None:
                 await console.close_turn()
@@ -598,7 +613,7 @@ async def play(
         # command line turns into exit code 130. Stop now rather than finish the turn.
         interrupted = True
         if interactive:
-            stdout.write("\n")  # after the `^C` the terminal echoed
+            sink.write("\n")  # after the `^C` the terminal echoed
         if lines is None:  # (still opening the story: joining --players)
             sink.say(STOPPED_BEFORE_OPENING)
         else:
@@ -606,7 +621,9 @@ async def play(
         raise
     finally:
         await close_engine(engine, cancel_running=interrupted)
-    return 0
+    # With standard output closed, the session stopped as /quit stops it: lines not sent yet
+    # by a blank line are kept, and answered when the command runs again.
+    return EXIT_OUTPUT_CLOSED if sink.closed else 0
 
 
 async def _catalog_for(settings: Settings, story: str) -> tuple[StoryCatalog, str]:

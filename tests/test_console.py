@@ -32,6 +32,7 @@ async def start_play(
     server: LLMDouble,
     *extra: str,
     stdin: int = asyncio.subprocess.PIPE,
+    stdout: int = asyncio.subprocess.PIPE,
     **variables: str,
 ) -> asyncio.subprocess.Process:
     story = tmp_path / "inn.toml"
@@ -62,7 +63,7 @@ async def start_play(
         cwd=tmp_path,
         env=env,
         stdin=stdin,
-        stdout=asyncio.subprocess.PIPE,
+        stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
     )
 
@@ -735,3 +736,62 @@ async def test_quit_keeps_waiting_input(tmp_path: Path, llm_server: LLMDouble) -
     assert lines == ["! Continuing The Drowned Inn after turn 0", "Narrator: The door opens."]
     (scene,) = llm_server.calls("scene")
     assert "Ash: I knock." in scene.prompt and "Rowan: I wait." in scene.prompt
+
+
+class ClosedAfter(io.StringIO):
+    """Standard output whose reader goes away (`play ... | head -3`) after `lines` lines."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def write(self, text: str) -> int:
+        if self.getvalue().count("\n") >= self.lines:
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+async def test_closed_output_stops_the_session(tmp_path: Path, llm_server: LLMDouble) -> None:
+    # The first turn's post is the fourth line, and the output closes after it: the
+    # change line is not printed, the turn is stored all the same, and the session stops as
+    # /quit does: the next lines are not read, and nothing raises from the sink or the loop.
+    llm_server.reply("scene", "Narrator: Thunder rolls.")
+    llm_server.reply(
+        "director",
+        json.dumps({"relationships": [{"source": "mira", "target": "ash", "trust": 0.1}]}),
+    )
+    story = tmp_path / "inn.toml"
+    story.write_text(TEST_STORY)
+    out = ClosedAfter(4)
+    script = "alice: I knock.\n\nalice: I wait.\nbob: I listen.\n\n"
+    code = await asyncio.wait_for(
+        play(
+            console_settings(llm_server),
+            str(story),
+            [],
+            f"sqlite+aiosqlite:///{tmp_path / 'game.db'}",
+            io.StringIO(script),
+            out,
+        ),
+        WAIT,
+    )
+    assert code == console.EXIT_OUTPUT_CLOSED == 141
+    assert out.getvalue().splitlines()[-1] == "Narrator: Thunder rolls."
+    assert len(llm_server.calls("scene")) == 1
+    with sqlite3.connect(tmp_path / "game.db") as db:
+        assert db.execute("select status from turns").fetchall() == [("done",)]
+
+
+async def test_closed_output_exits_without_a_traceback(
+    tmp_path: Path, llm_server: LLMDouble
+) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads what the process prints: its first line fails
+    try:
+        process = await start_play(tmp_path, llm_server, "--players", "alice", stdout=write_end)
+    finally:
+        os.close(write_end)
+    _, err = await asyncio.wait_for(process.communicate(b"alice: I knock.\n\n"), WAIT)
+    assert process.returncode == 141, err.decode()
+    assert err.decode() == ""
+    assert not llm_server.calls("scene")
