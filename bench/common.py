@@ -8,7 +8,9 @@ import os
 import platform
 import random
 import resource
+import statistics
 import sys
+import time
 from pathlib import Path
 
 from sqlalchemy import insert, select
@@ -47,6 +49,21 @@ DIRECTOR = json.dumps(
 
 def machine() -> str:
     return f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+
+
+def reference_ms(rounds: int = 7) -> float:
+    """The median time of a fixed pure-Python workload (string building, a dict, a sort,
+    JSON), to tell a slow minute of the machine from a slower engine: this shared machine's
+    speed drifts by up to 2.5 times over a day (docs/performance.md)."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        rows = {n: f"line {n}: the rain keeps on over the harbour" for n in range(20_000)}
+        text = "\n".join(sorted(rows.values(), key=len))
+        json.loads(json.dumps({"rows": list(rows.items())}))
+        len(text.split())
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def peak_rss_mib() -> float:

@@ -18,7 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ExternalDouble, close, machine, make_engine, peak_rss_mib, seed_history
+from common import (
+    ExternalDouble,
+    close,
+    machine,
+    make_engine,
+    peak_rss_mib,
+    reference_ms,
+    seed_history,
+)
 from sqlalchemy import select
 
 from engine.db import models as m
@@ -83,6 +91,8 @@ async def main() -> None:
     parser.add_argument("--budget", type=int, default=8_000)
     args = parser.parse_args()
     print(f"machine: {machine()}; {args.turns} turns per history length")
+    # Before and after: how fast the machine itself was (see common.reference_ms).
+    speed = [reference_ms()]
     print(
         "history  turns  engine p50 ms  p99 ms  max ms  "
         "(input p50 + turn p50)  prompt tokens (budget)"
@@ -95,7 +105,12 @@ async def main() -> None:
                 f"{r['max']:>6.2f}  ({r['input_p50']:.2f} + {r['turn_p50']:.2f})"
                 f"{'':>9}{r['prompt_tokens']:>6} ({r['budget']})"
             )
+    speed.append(reference_ms())
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
+    print(
+        f"machine speed: reference workload {speed[0]:.1f} ms before, {speed[1]:.1f} ms after "
+        "(common.reference_ms: higher on a slower minute of the machine)"
+    )
 
 
 if __name__ == "__main__":
