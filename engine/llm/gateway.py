@@ -91,10 +91,25 @@ def _response_format(mode: str, schema: type[BaseModel]) -> dict[str, Any] | Non
     return None
 
 
+def _refused_connection(error: BaseException) -> bool:
+    """Whether the connection itself failed (refused, no route, DNS): the aiohttp transport
+    reports that as a connect *timeout*, so the cause is looked at."""
+    cause: BaseException | None = error
+    for _ in range(8):  # a chain of causes is short; this only bounds a cycle
+        if cause is None:
+            return False
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def _translate(error: BaseException, model: str, *, json_requested: bool = False) -> LLMError:
     """Map client errors to messages players can read (no key, no response body)."""
     if isinstance(error, LLMError):
         return error
+    if _refused_connection(error):
+        return LLMUnavailable(CANNOT_REACH)
     if isinstance(error, TimeoutError | openai.APITimeoutError | httpx2.TimeoutException):
         return LLMTimeout(TOO_LONG)
     if isinstance(error, openai.AuthenticationError):
@@ -189,6 +204,7 @@ class LLMGateway:
                 pool=config.connect_timeout,
             ),
             max_retries=config.max_retries,
+            http_client=openai.DefaultAioHttpClient(),
         )
         self._slots = asyncio.Semaphore(config.concurrency)
 
