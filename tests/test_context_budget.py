@@ -258,3 +258,38 @@ def test_a_chapter_request_fits_a_small_budget_and_keeps_every_turn() -> None:
     fitted = chapters.messages("The Last Map", (1, 16), summaries, 1_000)
     assert sum(estimate_tokens(m["content"]) for m in fitted) <= 1_000
     assert all(f"- (turn {t}) Turn {t}: the crew" in fitted[1]["content"] for t in range(1, 17))
+
+
+def test_the_transcript_loses_no_more_lines_than_the_budget_needs() -> None:
+    # Dropping the oldest line moves the summaries shown on by a turn, and a long one
+    # leaves: one line is enough (as at ac966f0); the lines' own sizes said eleven.
+    state = opening_scene(load_story(STORIES[0]).story)
+    npc = next(c for c in state.present_characters() if not c.is_player).name
+    transcript = []
+    for t in range(10, 20):
+        transcript.append(Line("Ash", f"I do thing {t}.", t))
+        transcript += [Line(npc, f"Line {t}-{n}: the rain drums on the roof.", t) for n in range(2)]
+    summaries = [Summary(2, "The long night: " + "the storm took the lights one by one. " * 40)]
+    summaries += [Summary(t, f"Turn {t} passed.") for t in range(3, 20)]
+    parts = ContextParts(state, transcript, [Line("Ash", "I wait.")], [], summaries)
+    whole = build_scene_context(parts, 100_000)
+    built = build_scene_context(parts, whole.tokens - 150)
+    assert built.dropped == {"transcript_lines": 1}
+    assert "[turn 10]" in built.messages[1]["content"]
+
+
+def test_a_step_is_counted_only_for_what_it_drops() -> None:
+    # Six summaries before a short transcript, no witnessed facts, no backstories: the
+    # budget's steps may not count more summaries than there are, nor steps that drop
+    # nothing.
+    state = opening_scene(load_story(STORIES[0]).story)
+    state.characters = {k: replace(c, backstory="") for k, c in state.characters.items()}
+    npc = next(c for c in state.present_characters() if not c.is_player).name
+    transcript = [Line("Ash", "I wait by the door.", 7), Line(npc, "Nothing happens.", 7)]
+    summaries = [Summary(t, f"Turn {t}: " + "the rain kept on and on. " * 5) for t in range(1, 7)]
+    parts = ContextParts(state, transcript, [Line("Ash", "I wait.")], [], summaries)
+    for budget in (1_000, 1_200):
+        built = build_scene_context(parts, budget)
+        assert built.tokens <= budget
+        assert built.dropped["summaries"] == 6
+        assert "witnessed" not in built.dropped and "backstories" not in built.dropped

@@ -31,13 +31,13 @@ floor (about 600-900 tokens for the bundled stories) under the budget, the promp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 
 from engine.llm.tokens import estimate_tokens, shortened
 from engine.turns.memory import RECALLED, Recalled
-from engine.turns.prompt_parts import MAX_WITNESSED, ContextParts, KnownFact, Summary
+from engine.turns.prompt_parts import MAX_WITNESSED, ContextParts, KnownFact, Line, Summary
 from engine.turns.scene_text import (
     ALL_DETAILS,
     BARE,
@@ -200,11 +200,9 @@ class _Sections:
         players' input), so what the players did is not lost."""
         if not self.transcript:
             return list(self.parts.summaries)
-        first = self.transcript[0].turn
+        first = self._counts_from(self.transcript[0])
         if first is None:
             return []  # it shows the story from its opening
-        if self.transcript[0].speaker not in self.player_names:
-            first += 1  # cut in half: its summary says what its input was
         return [s for s in self.parts.summaries if s.turn < first]
 
     def _extra(self, older: list[Summary]) -> int:
@@ -250,19 +248,50 @@ class _Sections:
         drops as many at once as the excess needs."""
         older = self._older()
         extra = self._extra(older)
+        if not extra:
+            # None left (or none to begin with): fewer summaries from here on must not
+            # bring the older ones back as extras (the step would drop nothing it counts).
+            self.extra = 0
         if extra:  # summaries beyond the eight, the oldest first
             shown = older[-(self.summaries + extra) :]
             dropped = _enough((f"- (turn {s.turn}) {s.text}" for s in shown[:extra]), over)
             self.extra = extra - dropped
             return "summaries", dropped
         if len(self.transcript) > MIN_TRANSCRIPT_LINES:
-            lines = self.transcript[:-MIN_TRANSCRIPT_LINES]
-            dropped = _enough((line.render() for line in lines), over)
+            # At most up to where the summaries shown change (see `_older`): past it, a
+            # summary leaves or comes, which the lines' sizes do not tell.
+            lines = self._same_summaries(self.transcript[:-MIN_TRANSCRIPT_LINES])
+            dropped = _enough(self._line_pieces(lines), over)
             del self.transcript[:dropped]
             # The summaries this uncovers are no extras: those go before any line does.
             self.extra = 0
             return "transcript_lines", dropped
         return self._shrink_history(over) or self._shrink_state(over) or self._shrink_scene(over)
+
+    def _same_summaries(self, lines: list[Line]) -> list[Line]:
+        """The first of `lines`, up to and with the first whose dropping changes the turn
+        `_older` counts from (which the transcript's next line decides)."""
+        for n, line in enumerate(lines):
+            if self._counts_from(self.transcript[n + 1]) != self._counts_from(line):
+                return lines[: n + 1]
+        return lines
+
+    def _line_pieces(self, lines: list[Line]) -> Iterator[str]:
+        """What dropping each of the transcript's first `lines` takes from the prompt: the
+        line and its line break, and the last of a turn's lines its turn's heading too."""
+        for n, line in enumerate(lines):
+            piece = line.render() + "\n"
+            if self.transcript[n + 1].turn != line.turn:
+                piece += ("[the opening]" if line.turn is None else f"[turn {line.turn}]") + "\n"
+            yield piece
+
+    def _counts_from(self, first: Line) -> int | None:
+        """The turn `_older` counts from when the transcript starts with `first`: its own,
+        or the next when it starts after the turn's input (every turn starts with the
+        players' input; its summary then says what that input was); None at the opening."""
+        if first.turn is None:
+            return None
+        return first.turn + (first.speaker not in self.player_names)
 
     def _shrink_history(self, over: int) -> tuple[str, int] | None:
         recalled = self._recalled()
@@ -285,12 +314,14 @@ class _Sections:
             dropped = _enough((f"- {e.content}" for e in reversed(self.lore)), over)
             del self.lore[len(self.lore) - dropped :]
             return "lore", dropped
+        seen: dict[str, list[str]] = {}
+        for f in self.parts.knowledge:
+            if f.source == "witnessed":
+                seen.setdefault(f.character_key, []).append(f"- (turn {f.turn}) {f.fact}")
+        # (Levels no character has facts for show nothing: they are not counted.)
+        self.witnessed = min(self.witnessed, max(map(len, seen.values()), default=0))
         if self.witnessed > 0:
             # Each step takes every present character's oldest witnessed fact shown.
-            seen: dict[str, list[str]] = {}
-            for f in self.parts.knowledge:
-                if f.source == "witnessed":
-                    seen.setdefault(f.character_key, []).append(f"- (turn {f.turn}) {f.fact}")
             levels = [
                 "\n".join(own[-level] for own in seen.values() if len(own) >= level)
                 for level in range(self.witnessed, 0, -1)
@@ -298,7 +329,7 @@ class _Sections:
             dropped = _enough(levels, over)
             self.witnessed -= dropped
             return "witnessed", dropped
-        if self.backstories:
+        if self.backstories and any(c.backstory for c in self.present):
             self.backstories = False
             return "backstories", 1
         last = len(self._earlier())
