@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import pytest
@@ -297,6 +297,33 @@ async def test_unreachable_endpoint_is_unavailable() -> None:
             await gw.complete_text(MESSAGES, purpose="scene")
     finally:
         await gw.close()
+
+
+async def test_a_server_that_hangs_up_is_unavailable_not_slow() -> None:
+    # It reads the request and closes the connection without a word.
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    gw = LLMGateway(config_for(f"http://127.0.0.1:{port}/v1"))
+    try:
+        for call in (
+            gw.complete_text(MESSAGES, purpose="director"),
+            _first_chunk(gw.stream_text(MESSAGES, purpose="scene")),
+        ):
+            with pytest.raises(LLMUnavailable, match="cannot be reached"):
+                await call
+    finally:
+        await gw.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def _first_chunk(stream: AsyncGenerator[str, None]) -> str:
+    async with contextlib.aclosing(stream):
+        return await anext(stream)
 
 
 # --- deadlines and closing ------------------------------------------------------------

@@ -37,6 +37,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx2
 import openai
 from pydantic import BaseModel, ValidationError
@@ -91,14 +92,15 @@ def _response_format(mode: str, schema: type[BaseModel]) -> dict[str, Any] | Non
     return None
 
 
-def _refused_connection(error: BaseException) -> bool:
-    """Whether the connection itself failed (refused, no route, DNS): the aiohttp transport
-    reports that as a connect *timeout*, so the cause is looked at."""
+def _connection_failed(error: BaseException) -> bool:
+    """Whether the connection itself failed (refused, no route, DNS, the server hanging up):
+    the aiohttp transport reports all of that as a connect *timeout*, so the cause is
+    looked at."""
     cause: BaseException | None = error
     for _ in range(8):  # a chain of causes is short; this only bounds a cycle
-        if cause is None:
+        if cause is None or isinstance(cause, TimeoutError):
             return False
-        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+        if isinstance(cause, OSError | aiohttp.ClientConnectionError):
             return True
         cause = cause.__cause__
     return False
@@ -108,7 +110,7 @@ def _translate(error: BaseException, model: str, *, json_requested: bool = False
     """Map client errors to messages players can read (no key, no response body)."""
     if isinstance(error, LLMError):
         return error
-    if _refused_connection(error):
+    if _connection_failed(error):
         return LLMUnavailable(CANNOT_REACH)
     if isinstance(error, TimeoutError | openai.APITimeoutError | httpx2.TimeoutException):
         return LLMTimeout(TOO_LONG)
