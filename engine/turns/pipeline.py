@@ -140,7 +140,14 @@ class TurnPipeline(TurnReader):
         plan = outcome
         applying = time.perf_counter()
         applied = await self._apply(
-            channel_id, turn_input, parser, plan, state, context.tokens, context.dropped, prep_ms
+            channel_id,
+            turn_input,
+            parser,
+            plan,
+            state,
+            context.tokens,
+            context.dropped,
+            prep_ms + watch.ms,
         )
         result = None
         if applied is None:
