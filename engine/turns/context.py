@@ -43,12 +43,14 @@ from engine.turns.scene_text import (
     BARE,
     NO_LOOKS,
     character_block,
+    dated,
     flags_line,
     goal_lines,
     knowledge_blocks,
     relationship_line,
     relationships_among,
     triggered_lore,
+    turn_heading,
 )
 
 MIN_TRANSCRIPT_LINES = 4
@@ -176,13 +178,11 @@ class _Sections:
         if recalled:
             sections.append(
                 "LONG AGO (recalled because it may matter now):\n"
-                + "\n".join(f"- (turn {r.turn}) {r.summary}" for r in recalled)
+                + "\n".join(dated(r.turn, r.summary) for r in recalled)
             )
         earlier = self._earlier()
         if earlier:
-            sections.append(
-                "EARLIER:\n" + "\n".join(f"- (turn {s.turn}) {s.text}" for s in earlier)
-            )
+            sections.append("EARLIER:\n" + "\n".join(dated(s.turn, s.text) for s in earlier))
         return "\n\n".join(sections)
 
     def _earlier(self) -> list[Summary]:
@@ -231,7 +231,7 @@ class _Sections:
         for line in self.transcript:  # each turn under its number, as "what X saw" names it
             if line.turn != turn:
                 turn = line.turn
-                lines.append("[the opening]" if turn is None else f"[turn {turn}]")
+                lines.append(turn_heading(turn))
             lines.append(line.render())
         recent = "\n".join(lines)
         inputs = "\n".join(line.render() for line in self.inputs)
@@ -248,15 +248,14 @@ class _Sections:
         drops as many at once as the excess needs."""
         older = self._older()
         extra = self._extra(older)
-        if not extra:
-            # None left (or none to begin with): fewer summaries from here on must not
-            # bring the older ones back as extras (the step would drop nothing it counts).
-            self.extra = 0
         if extra:  # summaries beyond the eight, the oldest first
             shown = older[-(self.summaries + extra) :]
-            dropped = _enough((f"- (turn {s.turn}) {s.text}" for s in shown[:extra]), over)
+            dropped = _enough((dated(s.turn, s.text) for s in shown[:extra]), over)
             self.extra = extra - dropped
             return "summaries", dropped
+        # None left (or none to begin with): fewer summaries from here on must not bring
+        # the older ones back as extras (the step would drop nothing it counts).
+        self.extra = 0
         if len(self.transcript) > MIN_TRANSCRIPT_LINES:
             # At most up to where the summaries shown change (see `_older`): past it, a
             # summary leaves or comes, which the lines' sizes do not tell.
@@ -282,7 +281,7 @@ class _Sections:
         for n, line in enumerate(lines):
             piece = line.render() + "\n"
             if self.transcript[n + 1].turn != line.turn:
-                piece += ("[the opening]" if line.turn is None else f"[turn {line.turn}]") + "\n"
+                piece += turn_heading(line.turn) + "\n"
             yield piece
 
     def _counts_from(self, first: Line) -> int | None:
@@ -296,7 +295,7 @@ class _Sections:
     def _shrink_history(self, over: int) -> tuple[str, int] | None:
         recalled = self._recalled()
         if recalled:  # (spare candidates may take their places)
-            dropped = _enough((f"- (turn {r.turn}) {r.summary}" for r in recalled), over)
+            dropped = _enough((dated(r.turn, r.summary) for r in recalled), over)
             for r in recalled[:dropped]:
                 self.recalled.remove(r)
             return "recalled", dropped
@@ -307,7 +306,7 @@ class _Sections:
         earlier = self._earlier()
         if self.summaries > MIN_SUMMARIES and len(earlier) > MIN_SUMMARIES:
             spare = earlier[: len(earlier) - MIN_SUMMARIES]
-            dropped = _enough((f"- (turn {s.turn}) {s.text}" for s in spare), over)
+            dropped = _enough((dated(s.turn, s.text) for s in spare), over)
             self.summaries = min(self.summaries, len(earlier)) - dropped
             return "summaries", dropped
         if self.lore:
@@ -317,7 +316,7 @@ class _Sections:
         seen: dict[str, list[str]] = {}
         for f in self.parts.knowledge:
             if f.source == "witnessed":
-                seen.setdefault(f.character_key, []).append(f"- (turn {f.turn}) {f.fact}")
+                seen.setdefault(f.character_key, []).append(dated(f.turn, f.fact))
         # (Levels no character has facts for show nothing: they are not counted.)
         self.witnessed = min(self.witnessed, max(map(len, seen.values()), default=0))
         if self.witnessed > 0:
@@ -336,6 +335,10 @@ class _Sections:
         if last:  # a small budget from here on: the last summaries
             self.summaries = 0
             return "summaries", last
+        return None
+
+    def _shrink_state(self, over: int) -> tuple[str, int] | None:
+        """A small budget: the state's lesser parts, each as much as the excess needs."""
         state = self.parts.state
         if self.absent and any(not c.present for c in state.characters.values()):
             self.absent = False
@@ -343,11 +346,6 @@ class _Sections:
         if self.flags and state.flags:
             self.flags = False
             return "flags", 1
-        return None
-
-    def _shrink_state(self, over: int) -> tuple[str, int] | None:
-        """A small budget: the state's lesser parts, each as much as the excess needs."""
-        state = self.parts.state
         if self.relationships:  # the least familiar first
             by_familiarity = sorted(self.relationships, key=attrgetter("familiarity"))
             dropped = _enough((relationship_line(state, r) for r in by_familiarity), over)
@@ -366,7 +364,7 @@ class _Sections:
         shown = [f for f in self.parts.knowledge if f not in self.left_out]
         told = sorted((f for f in shown if f.source == "told"), key=attrgetter("turn"))
         if told:  # the oldest first
-            dropped = _enough((f"- (turn {f.turn}) {f.fact}" for f in told), over)
+            dropped = _enough((dated(f.turn, f.fact) for f in told), over)
             self.left_out.update(told[:dropped])
             return "told", dropped
         if self.details > BARE and any(c.personality or c.speech for c in self.present):

@@ -16,6 +16,16 @@ MAX_LORE = 6
 ALL_DETAILS, NO_LOOKS, BARE = 2, 1, 0
 
 
+def dated(turn: int, text: str) -> str:
+    """A list line of something that happened in a turn: a summary, a fact learned."""
+    return f"- (turn {turn}) {text}"
+
+
+def turn_heading(turn: int | None) -> str:
+    """The line over a turn's lines in the transcript."""
+    return "[the opening]" if turn is None else f"[turn {turn}]"
+
+
 def character_block(c: CharacterState, backstory: bool, details: int = ALL_DETAILS) -> str:
     parts = [f"- {c.name} ({c.role})"]
     if c.appearance and details >= ALL_DETAILS:
@@ -46,21 +56,21 @@ def knowledge_blocks(
     blocks = []
     for c in present:
         own = [f for f in facts if f.character_key == c.key and f not in left_out]
-        private = [f.fact for f in own if f.source == "story"]
-        learned = [f"(turn {f.turn}) {f.fact}" for f in own if f.source == "told"]
-        seen = [f"(turn {f.turn}) {f.fact}" for f in own if f.source == "witnessed"]
+        private = [f"- {f.fact}" for f in own if f.source == "story"]
+        learned = [dated(f.turn, f.fact) for f in own if f.source == "told"]
+        seen = [dated(f.turn, f.fact) for f in own if f.source == "witnessed"]
         seen = seen[-witnessed:] if witnessed else []
         if private or learned or seen:
             lines = []
             if private:
                 lines.append(f"What {c.name} alone knows (no one else does):")
-                lines += [f"- {fact}" for fact in private]
+                lines += private
             if learned:  # in a scene: others there may know it too
                 lines.append(f"What {c.name} learned:")
-                lines += [f"- {fact}" for fact in learned]
+                lines += learned
             if seen:
                 lines.append(f"What {c.name} saw:")
-                lines += [f"- {fact}" for fact in seen]
+                lines += seen
             blocks.append("\n".join(lines))
     return blocks
 
