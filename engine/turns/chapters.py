@@ -30,7 +30,7 @@ from engine.db import Database
 from engine.db import models as m
 from engine.db.statements import Runner
 from engine.llm import LLMError, LLMGateway, strip_reasoning
-from engine.llm.tokens import estimate_tokens, fit_lines
+from engine.llm.tokens import estimate_messages_tokens, fit_lines
 from engine.turns.director import one_line
 
 log = logging.getLogger(__name__)
@@ -127,16 +127,11 @@ def messages(
     to a fair share when they do not fit whole."""
     lines = [f"- (turn {turn}) {text}" for turn, text in summaries]
     head = f"Story: {story_title}\nEvents of turns {span[0]}-{span[1]}:\n"
+    request = [{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": head}]
     if budget is not None:
-        lines = fit_lines(lines, budget - estimate_tokens(INSTRUCTIONS + head) - 16)
-    events = "\n".join(lines)
-    return [
-        {"role": "system", "content": INSTRUCTIONS},
-        {
-            "role": "user",
-            "content": head + events,
-        },
-    ]
+        lines = fit_lines(lines, budget - estimate_messages_tokens(request))
+    request[1]["content"] += "\n".join(lines)
+    return request
 
 
 def clean(reply: str) -> str:

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from engine.llm.tokens import estimate_tokens, shortened
+from engine.llm.tokens import estimate_messages_tokens, estimate_tokens, shortened
 from engine.turns.memory import RECALLED, Recalled
 from engine.turns.prompt_parts import MAX_WITNESSED, ContextParts, KnownFact, Line, Summary
 from engine.turns.scene_text import (
@@ -420,8 +420,11 @@ def build_scene_context(parts: ContextParts, budget: int, reply_words: int = 250
     sections = _Sections(parts, reply_words)
     dropped: dict[str, int] = {}
     for _ in range(1_000):  # each step drops something; this only bounds a bug
-        system, user = sections.system(), sections.user()
-        tokens = estimate_tokens(system) + estimate_tokens(user) + 8
+        messages = [
+            {"role": "system", "content": sections.system()},
+            {"role": "user", "content": sections.user()},
+        ]
+        tokens = estimate_messages_tokens(messages)
         if tokens <= budget:
             break
         step = sections.shrink(tokens - budget)
@@ -430,7 +433,7 @@ def build_scene_context(parts: ContextParts, budget: int, reply_words: int = 250
         what, count = step
         dropped[what] = dropped.get(what, 0) + count
     return BuiltContext(
-        messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+        messages=messages,
         tokens=tokens,
         budget=budget,
         dropped=dropped,

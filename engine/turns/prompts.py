@@ -9,7 +9,7 @@ players' words and the scene's lines shortened, each to a fair share of what roo
 
 from __future__ import annotations
 
-from engine.llm.tokens import estimate_tokens, fit_lines
+from engine.llm.tokens import estimate_messages_tokens, fit_lines
 from engine.state.snapshot import Snapshot
 from engine.turns.director import director_instructions
 from engine.turns.script import ScriptPost
@@ -81,7 +81,7 @@ def _user(said: list[str], script: list[str]) -> str:
 
 
 def _tokens(system: str, user: str) -> int:
-    return estimate_tokens(system) + estimate_tokens(user) + 8
+    return estimate_messages_tokens(_messages(system, user))
 
 
 def _messages(system: str, user: str) -> list[dict[str, str]]:
