@@ -52,8 +52,9 @@ SMALL_BUDGET_STEPS = {
 
 
 def opening_scene(story: StoryFile) -> Snapshot:
-    """The story's opening state, every character where the story puts them, four players
-    in the scene and its first arc under way."""
+    """The story's opening state, made more crowded than a real start (engine/state/setup.py
+    leaves characters with no location out of the scene; here they are in it), with four
+    players in the scene and its first arc under way."""
     start = story.story.start_location
     characters = {
         c.key: CharacterState(
